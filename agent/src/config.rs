@@ -1,0 +1,138 @@
+//! Command-line and environment options of the agent.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Options of `ws-agent` (also built by the coordinator for in-process agents).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ws-agent", version, about = "wsload agent: opens the WebSocket sessions a coordinator assigns")]
+pub struct AgentOpts {
+    /// Coordinator gRPC URL (agents dial out, so they may sit behind NAT).
+    #[arg(long, env = "WSLOAD_COORDINATOR", default_value = "http://127.0.0.1:7700")]
+    pub coordinator: String,
+
+    /// Display name in reports; defaults to the host name plus a short id.
+    #[arg(long, env = "WSLOAD_AGENT_NAME")]
+    pub name: Option<String>,
+
+    /// Shared token presented to the coordinator.
+    #[arg(long, env = "WSLOAD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Explicitly run without a token (the coordinator must be --insecure too).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Source addresses to spread sockets over, e.g. `127.0.0.2-127.0.0.9` or
+    /// `10.0.0.5,10.0.0.6`: each address has its own ~28,000 ephemeral ports.
+    #[arg(long, env = "WSLOAD_SOURCE_IPS", value_parser = parse_source_ips)]
+    pub source_ips: Option<SourceIps>,
+
+    /// Most sessions this agent will hold open; sized below the open-file limit by default.
+    #[arg(long, env = "WSLOAD_MAX_SESSIONS")]
+    pub max_sessions: Option<u64>,
+
+    /// System memory use (percent) above which no new batch starts.
+    #[arg(long, env = "WSLOAD_MAX_MEMORY", default_value_t = 85.0)]
+    pub max_memory: f64,
+
+    /// Agent RSS cap in MiB above which no new batch starts.
+    #[arg(long, env = "WSLOAD_MAX_RSS_MB")]
+    pub max_rss_mb: Option<u64>,
+
+    /// How long a run's load continues while the coordinator is unreachable.
+    #[arg(long, env = "WSLOAD_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+
+    /// Only attack these hosts or CIDR ranges (repeatable); others are refused.
+    #[arg(long = "allow-target", env = "WSLOAD_ALLOW_TARGET", value_delimiter = ',')]
+    pub allow_targets: Vec<String>,
+
+    /// Heartbeat period.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, hide = true)]
+    pub heartbeat: Duration,
+
+    /// Protocol version announced in Hello (tests use it to provoke a mismatch).
+    #[arg(long, default_value_t = wsload_proto::PROTOCOL_VERSION, hide = true)]
+    pub protocol_version: u32,
+}
+
+impl AgentOpts {
+    /// Options for an in-process agent dialing `coordinator`.
+    pub fn local(coordinator: String, name: String, token: Option<String>) -> Self {
+        let mut o = AgentOpts::parse_from(["ws-agent"]);
+        o.coordinator = coordinator;
+        o.name = Some(name);
+        o.insecure = token.is_none();
+        o.token = token;
+        o
+    }
+}
+
+/// A parsed list of source addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceIps(pub Vec<IpAddr>);
+
+/// Parses `a.b.c.d-a.b.c.e` ranges and comma-separated addresses.
+pub fn parse_source_ips(s: &str) -> Result<SourceIps, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: std::net::Ipv4Addr = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+            let b: std::net::Ipv4Addr = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+            let (a, b) = (u32::from(a), u32::from(b));
+            if b < a || b - a > 65_535 {
+                return Err(format!("bad range {part}"));
+            }
+            out.extend((a..=b).map(|v| IpAddr::V4(v.into())));
+        } else {
+            out.push(part.parse().map_err(|e| format!("{part}: {e}"))?);
+        }
+    }
+    if out.is_empty() {
+        return Err("no address given".into());
+    }
+    Ok(SourceIps(out))
+}
+
+/// Whether `host` is allowed by the `--allow-target` list (empty list: all allowed).
+pub fn target_allowed(allow: &[String], host: &str) -> bool {
+    if allow.is_empty() {
+        return true;
+    }
+    let ip: Option<IpAddr> = host.trim_matches(['[', ']']).parse().ok();
+    allow.iter().any(|rule| {
+        if let (Some((net, bits)), Some(IpAddr::V4(ip))) = (rule.split_once('/'), ip) {
+            let (Ok(net), Ok(bits)) = (net.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) else {
+                return false;
+            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits.min(32)) };
+            (u32::from(ip) & mask) == (u32::from(net) & mask)
+        } else {
+            rule.eq_ignore_ascii_case(host)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_lists_parse() {
+        let r = parse_source_ips("127.0.0.2-127.0.0.4,10.0.0.1").unwrap();
+        assert_eq!(r.0.len(), 4);
+        assert!(parse_source_ips("127.0.0.9-127.0.0.2").is_err());
+    }
+
+    #[test]
+    fn allow_list_matches_hosts_and_cidrs() {
+        let allow = vec!["127.0.0.0/8".to_string(), "example.test".to_string()];
+        assert!(target_allowed(&allow, "127.0.0.1"));
+        assert!(target_allowed(&allow, "example.test"));
+        assert!(!target_allowed(&allow, "10.1.1.1"));
+        assert!(target_allowed(&[], "anything"));
+    }
+}

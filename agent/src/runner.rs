@@ -1,0 +1,168 @@
+//! Executes one run's assignment: waits for the barrier start, starts batches at
+//! their scheduled offsets (bounded by max active batches and held back while the
+//! memory throttle is on), aggregates outcomes into per-second windows and reports
+//! acknowledgements, windows and the final `RunFinished` through `out`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use wsload_proto::pb::{agent_message::Body, batch_ack::State, AgentMessage, Batch, BatchAck, ResourceSample, RunFinished};
+
+use crate::metrics::{Event, Window};
+use crate::session::{run_session, SessionCtx};
+
+/// Capacity of the session-event channel (bounded: sessions wait if the aggregator lags).
+const EVENT_CHANNEL: usize = 16_384;
+
+/// Inputs of one run on this agent.
+pub struct RunInput {
+    /// The run's id, echoed in every report.
+    pub run_id: String,
+    /// Batches known at start; more may arrive on `more`.
+    pub batches: Vec<Batch>,
+    /// Most batches in progress at once on this agent.
+    pub max_active_batches: usize,
+    /// Per-session settings; `events` is replaced by the runner's own channel.
+    pub session: SessionTemplate,
+}
+
+/// A [`SessionCtx`] without its event channel.
+pub type SessionTemplate = Box<dyn Fn(mpsc::Sender<Event>) -> SessionCtx + Send + Sync>;
+
+/// Handles shared with the link task.
+pub struct RunLinks {
+    /// The run start instant (local clock), sent once by the link.
+    pub start: tokio::sync::oneshot::Receiver<Instant>,
+    /// Extra batches (reassigned from lost agents).
+    pub more: mpsc::Receiver<Vec<Batch>>,
+    /// Outbound messages to the coordinator.
+    pub out: mpsc::Sender<AgentMessage>,
+    /// Latest resource sample (for throttling and windows).
+    pub resources: watch::Receiver<ResourceSample>,
+    /// Open-session gauge published for heartbeats.
+    pub open_sessions: watch::Sender<u64>,
+}
+
+fn ack(run_id: &str, batch_id: u64, state: State) -> AgentMessage {
+    AgentMessage {
+        body: Some(Body::BatchAck(BatchAck { run_id: run_id.into(), batch_id, state: state as i32, detail: String::new() })),
+    }
+}
+
+/// Runs until `cancel` (stop, shutdown, grace period) and then reports `RunFinished`.
+pub async fn run(input: RunInput, mut links: RunLinks, cancel: CancellationToken) {
+    let run_id = input.run_id.clone();
+    let start = tokio::select! {
+        _ = cancel.cancelled() => None,
+        s = &mut links.start => s.ok(),
+    };
+    if let Some(start) = start {
+        sleep_until(start).await;
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
+        let agg = tokio::spawn(aggregate(
+            run_id.clone(),
+            start,
+            ev_rx,
+            links.out.clone(),
+            links.resources.clone(),
+            links.open_sessions.clone(),
+        ));
+        schedule(&input, &mut links, start, ev_tx, &cancel).await;
+        let _ = agg.await;
+    }
+    let _ = links
+        .out
+        .send(AgentMessage { body: Some(Body::RunFinished(RunFinished { run_id })) })
+        .await;
+}
+
+async fn schedule(
+    input: &RunInput,
+    links: &mut RunLinks,
+    start: Instant,
+    ev_tx: mpsc::Sender<Event>,
+    cancel: &CancellationToken,
+) {
+    let ctx = Arc::new((input.session)(ev_tx.clone()));
+    let mut pending: BinaryHeap<Reverse<(u64, u64, u64, u64)>> = BinaryHeap::new();
+    let push = |pending: &mut BinaryHeap<_>, b: &Batch| {
+        pending.push(Reverse((b.start_offset_ms, b.batch_id, b.sessions, b.first_session)));
+    };
+    for b in &input.batches {
+        push(&mut pending, b);
+    }
+    let mut active: JoinSet<()> = JoinSet::new();
+    let max_active = input.max_active_batches.max(1);
+    loop {
+        let next = pending.peek().map(|Reverse((off, ..))| start + Duration::from_millis(*off));
+        let can_start = next.is_some() && active.len() < max_active;
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            Some(more) = links.more.recv() => for b in &more { push(&mut pending, b) },
+            Some(_) = active.join_next(), if !active.is_empty() => {}
+            _ = sleep_until(next.unwrap_or(start)), if can_start => {
+                if links.resources.borrow().throttled {
+                    let t = Instant::now();
+                    sleep(Duration::from_millis(100)).await;
+                    let _ = ev_tx.send(Event::Throttled(t.elapsed())).await;
+                    continue;
+                }
+                let Some(Reverse((_, batch_id, sessions, first))) = pending.pop() else { continue };
+                let _ = links.out.send(ack(&input.run_id, batch_id, State::Started)).await;
+                let (ctx, out, run_id, cancel) = (ctx.clone(), links.out.clone(), input.run_id.clone(), cancel.clone());
+                active.spawn(async move {
+                    let mut sessions_set = JoinSet::new();
+                    for i in first..first + sessions {
+                        sessions_set.spawn(run_session(ctx.clone(), i, cancel.clone()));
+                    }
+                    while sessions_set.join_next().await.is_some() {}
+                    let _ = out.send(ack(&run_id, batch_id, State::Done)).await;
+                });
+            }
+        }
+    }
+    // Cancelled: sessions see the same token and close; wait for them to report.
+    while active.join_next().await.is_some() {}
+}
+
+/// Owns the window; closes one per second (aligned on the run start) until every
+/// event sender is gone, then flushes the last partial window.
+async fn aggregate(
+    run_id: String,
+    start: Instant,
+    mut rx: mpsc::Receiver<Event>,
+    out: mpsc::Sender<AgentMessage>,
+    resources: watch::Receiver<ResourceSample>,
+    open_sessions: watch::Sender<u64>,
+) {
+    let mut w = Window::default();
+    let mut second: i64 = 0;
+    let window_end = |s: i64| start + Duration::from_secs(u64::try_from(s + 1).unwrap_or(0));
+    let send = |w: &mut Window, second: i64| {
+        let res = Some(resources.borrow().clone());
+        let m = w.take(&run_id, second, res);
+        AgentMessage { body: Some(Body::Metrics(m)) }
+    };
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => w.record(ev),
+                None => break,
+            },
+            _ = sleep_until(window_end(second)) => {
+                let _ = open_sessions.send(w.active());
+                let _ = out.send(send(&mut w, second)).await;
+                second += 1;
+            }
+        }
+    }
+    let _ = open_sessions.send(0);
+    let _ = out.send(send(&mut w, second)).await;
+}

@@ -1,0 +1,182 @@
+//! Run control: turns coordinator commands into at most one active run, and stops
+//! all load when the coordinator has been unreachable for the grace period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use wsload_proto::pb::{agent_message::Body, batch_ack::State, AgentMessage, Assign, BatchAck, ResourceSample, RunFinished};
+use yawc::{DeflatePool, Options};
+
+use crate::config::target_allowed;
+use crate::link::{unix_micros, Command};
+use crate::runner::{self, RunInput, RunLinks};
+use crate::session::SessionCtx;
+
+/// What the run control shares with every run.
+pub struct Shared {
+    /// Source addresses for sockets.
+    pub source_ips: Arc<[std::net::IpAddr]>,
+    /// `--allow-target` rules.
+    pub allow_targets: Vec<String>,
+    /// ONE deflate pool per process (a pool per connection costs ~370 KB each).
+    pub deflate_pool: DeflatePool,
+    /// Grace period without coordinator before load stops.
+    pub grace: Duration,
+    /// Outbound reports.
+    pub out: mpsc::Sender<AgentMessage>,
+    /// Latest resource sample.
+    pub resources: watch::Receiver<ResourceSample>,
+    /// Open sessions gauge.
+    pub open_sessions: watch::Sender<u64>,
+}
+
+struct Active {
+    run_id: String,
+    cancel: CancellationToken,
+    start: Option<oneshot::Sender<Instant>>,
+    more: mpsc::Sender<Vec<wsload_proto::pb::Batch>>,
+    handle: JoinHandle<()>,
+}
+
+/// yawc client options: small buffers, and pooled no-context-takeover deflate when asked.
+pub fn ws_options(compression: bool, pool: &DeflatePool) -> Options {
+    let o = Options::default().with_read_buffer_capacity(4096).with_write_buffer_capacity(1024);
+    if compression {
+        o.with_low_latency_compression()
+            .client_no_context_takeover()
+            .server_no_context_takeover()
+            .with_deflate_pool(pool.clone())
+    } else {
+        o
+    }
+}
+
+async fn refuse(shared: &Shared, a: &Assign, why: String) {
+    tracing::warn!(run = %a.run_id, "refusing assignment: {why}");
+    for b in &a.batches {
+        let ack = BatchAck { run_id: a.run_id.clone(), batch_id: b.batch_id, state: State::Refused as i32, detail: why.clone() };
+        let _ = shared.out.send(AgentMessage { body: Some(Body::BatchAck(ack)) }).await;
+    }
+    let fin = RunFinished { run_id: a.run_id.clone() };
+    let _ = shared.out.send(AgentMessage { body: Some(Body::RunFinished(fin)) }).await;
+}
+
+async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
+    let Some(plan) = a.plan.clone() else {
+        refuse(shared, &a, "assignment without plan".into()).await;
+        return None;
+    };
+    let url = match url::Url::parse(&plan.target) {
+        Ok(u) if u.scheme() == "ws" => u,
+        Ok(u) => {
+            refuse(shared, &a, format!("unsupported scheme {} (only ws://)", u.scheme())).await;
+            return None;
+        }
+        Err(e) => {
+            refuse(shared, &a, format!("bad target {}: {e}", plan.target)).await;
+            return None;
+        }
+    };
+    let host = url.host_str().unwrap_or_default().to_string();
+    if !target_allowed(&shared.allow_targets, &host) {
+        refuse(shared, &a, format!("target {host} is not in this agent's --allow-target list")).await;
+        return None;
+    }
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addr = match tokio::net::lookup_host((host.as_str(), port)).await.map(|mut it| it.next()) {
+        Ok(Some(addr)) => addr,
+        _ => {
+            refuse(shared, &a, format!("cannot resolve {host}")).await;
+            return None;
+        }
+    };
+    let options = ws_options(plan.compression, &shared.deflate_pool);
+    let source_ips = shared.source_ips.clone();
+    let ms = Duration::from_millis;
+    let template = move |events| SessionCtx {
+        addr,
+        url: url.clone(),
+        options: options.clone(),
+        source_ips: source_ips.clone(),
+        connect_timeout: ms(plan.connect_timeout_ms.max(1)),
+        response_timeout: ms(if plan.response_timeout_ms == 0 { 10_000 } else { plan.response_timeout_ms }),
+        messages: plan.messages_per_session,
+        interval: ms(plan.message_interval_ms),
+        hold: ms(plan.hold_ms),
+        payload_size: usize::try_from(plan.payload_size).unwrap_or(usize::MAX),
+        events,
+    };
+    let (start_tx, start_rx) = oneshot::channel();
+    let (more_tx, more_rx) = mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    let input = RunInput {
+        run_id: a.run_id.clone(),
+        batches: a.batches,
+        max_active_batches: usize::try_from(plan.max_active_batches).unwrap_or(usize::MAX),
+        session: Box::new(template),
+    };
+    let links = RunLinks {
+        start: start_rx,
+        more: more_rx,
+        out: shared.out.clone(),
+        resources: shared.resources.clone(),
+        open_sessions: shared.open_sessions.clone(),
+    };
+    tracing::info!(run = %a.run_id, target = %plan.target, "assignment accepted");
+    let handle = tokio::spawn(runner::run(input, links, cancel.clone()));
+    Some(Active { run_id: a.run_id, cancel, start: Some(start_tx), more: more_tx, handle })
+}
+
+/// Processes commands until `cancel`; then stops the active run and waits for it.
+pub async fn control(mut commands: mpsc::Receiver<Command>, shared: Shared, cancel: CancellationToken) {
+    let mut active: Option<Active> = None;
+    let mut grace_deadline: Option<Instant> = None;
+    loop {
+        if active.as_ref().is_some_and(|a| a.handle.is_finished()) {
+            active = None;
+            grace_deadline = None;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = sleep_until(grace_deadline.unwrap_or_else(Instant::now)), if grace_deadline.is_some() => {
+                grace_deadline = None;
+                if let Some(a) = &active {
+                    tracing::warn!(run = %a.run_id, grace = ?shared.grace, "coordinator unreachable for the grace period: stopping all load");
+                    a.cancel.cancel();
+                }
+            }
+            cmd = commands.recv() => match cmd {
+                None => break,
+                Some(Command::Assign(a)) => match &active {
+                    Some(cur) if cur.run_id == a.run_id => { let _ = cur.more.send(a.batches).await; }
+                    Some(cur) => refuse(&shared, &a, format!("busy with run {}", cur.run_id)).await,
+                    None => active = begin(&shared, a).await,
+                },
+                Some(Command::Start(s)) => if let Some(cur) = active.as_mut().filter(|c| c.run_id == s.run_id) {
+                    let wait = Duration::from_micros(u64::try_from(s.start_unix_micros - unix_micros()).unwrap_or(0));
+                    if let Some(tx) = cur.start.take() { let _ = tx.send(Instant::now() + wait); }
+                },
+                Some(Command::Stop(reason)) => if let Some(cur) = &active {
+                    tracing::info!(run = %cur.run_id, %reason, "run stopped by coordinator");
+                    cur.cancel.cancel();
+                },
+                Some(Command::LinkDown) => if active.is_some() && grace_deadline.is_none() {
+                    grace_deadline = Some(Instant::now() + shared.grace);
+                },
+                Some(Command::LinkUp) => if let (Some(cur), Some(_)) = (&active, grace_deadline.take()) {
+                    // The coordinator wrote this agent's run off when the link broke.
+                    tracing::warn!(run = %cur.run_id, "link re-established: the coordinator has written off this run, stopping it");
+                    cur.cancel.cancel();
+                },
+            }
+        }
+    }
+    if let Some(a) = active {
+        a.cancel.cancel();
+        let _ = a.handle.await;
+    }
+}

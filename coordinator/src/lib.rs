@@ -1,0 +1,4 @@
+//! Coordinator library (placeholder until the load generator issue lands).
+
+pub mod report;
+pub mod thresholds;

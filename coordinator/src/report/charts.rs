@@ -1,0 +1,314 @@
+//! PNG charts drawn with plotters against time since the start, in seconds.
+//!
+//! Every chart has a title, axis descriptions with units and a legend, and uses the
+//! embedded font (see `font.rs`), so rendering does not depend on the machine.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::font::{self, FAMILY};
+use super::histogram_chart;
+use super::model::{LatencyStats, RunReport};
+use super::ReportError;
+
+/// Width and height of every chart, pixels.
+pub const CHART_SIZE: (u32, u32) = (1200, 700);
+
+/// Every chart file [`write_charts`] produces, in order.
+pub const CHART_FILES: [&str; 9] = [
+    "memory-usage-chart.png",
+    "avg-latency-chart.png",
+    "median-latency-chart.png",
+    "min-latency-chart.png",
+    "max-latency-chart.png",
+    "percentiles-chart.png",
+    "throughput-chart.png",
+    "sessions-chart.png",
+    "latency-histogram.png",
+];
+
+/// Distinct, colour-blind-friendly-ish line colours.
+pub(crate) const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// One line of a chart.
+struct Series {
+    /// Legend text.
+    name: String,
+    /// Line colour.
+    color: RGBColor,
+    /// `(seconds since start, value)` points in time order.
+    points: Vec<(f64, f64)>,
+}
+
+/// What a line chart shows.
+struct LineChart<'a> {
+    /// File name, used in errors.
+    file: &'a str,
+    /// Caption at the top.
+    title: String,
+    /// Y axis description including the unit.
+    y_desc: &'a str,
+    /// Fixed top of the y axis (e.g. 100 for percentages); otherwise from the data.
+    y_max: Option<f64>,
+    /// The lines.
+    series: Vec<Series>,
+}
+
+/// Draws every chart into `out_dir`; returns the written paths in [`CHART_FILES`] order.
+pub fn write_charts(report: &RunReport, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    font::register()?;
+    let x_max = x_extent(report);
+    let mut written = Vec::with_capacity(CHART_FILES.len());
+    for file in CHART_FILES {
+        let path = out_dir.join(file);
+        if file == "latency-histogram.png" {
+            histogram_chart::draw(&path, file, &report.histograms.rtt_intended)?;
+        } else {
+            let spec = line_chart(report, file);
+            draw_line_chart(&path, &spec, x_max)?;
+        }
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The end of the time axis: the run duration, the last window or the last sample.
+fn x_extent(report: &RunReport) -> f64 {
+    let last_window = report.windows.iter().map(|w| w.t as f64 + 1.0).fold(0.0, f64::max);
+    let last_sample = report
+        .agents
+        .iter()
+        .flat_map(|a| a.memory.iter().map(|m| m.t))
+        .fold(0.0, f64::max);
+    report
+        .duration
+        .as_secs_f64()
+        .max(last_window)
+        .max(last_sample)
+        .max(1.0)
+}
+
+/// A per-second latency line: `pick` reads one statistic (µs) of a window's RTT.
+fn latency_series(
+    report: &RunReport,
+    name: &str,
+    color: RGBColor,
+    pick: impl Fn(&LatencyStats) -> f64,
+) -> Series {
+    let points = report
+        .windows
+        .iter()
+        .filter_map(|w| LatencyStats::from_histogram(&w.rtt).map(|s| (w.t as f64, pick(&s) / 1000.0)))
+        .collect();
+    Series {
+        name: name.to_owned(),
+        color,
+        points,
+    }
+}
+
+/// A per-second counter line.
+fn count_series(report: &RunReport, name: &str, color: RGBColor, pick: impl Fn(&super::model::Window) -> u64) -> Series {
+    Series {
+        name: name.to_owned(),
+        color,
+        points: report.windows.iter().map(|w| (w.t as f64, pick(w) as f64)).collect(),
+    }
+}
+
+fn line_chart<'a>(report: &RunReport, file: &'a str) -> LineChart<'a> {
+    const RTT: &str = "RTT from intended send (ms)";
+    let p = PALETTE;
+    let (title, y_desc, y_max, series) = match file {
+        "memory-usage-chart.png" => (
+            "System memory use per agent".to_owned(),
+            "System memory used (%)",
+            Some(100.0),
+            report
+                .agents
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Series {
+                    name: format!("{}{}", a.name, if a.lost { " (lost)" } else { "" }),
+                    color: p[i % p.len()],
+                    points: a.memory.iter().map(|m| (m.t, m.system_percent)).collect(),
+                })
+                .collect(),
+        ),
+        "avg-latency-chart.png" => (
+            "Mean round-trip time per second".to_owned(),
+            RTT,
+            None,
+            vec![latency_series(report, "mean RTT", p[0], |s| s.mean)],
+        ),
+        "median-latency-chart.png" => (
+            "Median (p50) round-trip time per second".to_owned(),
+            RTT,
+            None,
+            vec![latency_series(report, "p50 RTT", p[2], |s| s.p50 as f64)],
+        ),
+        "min-latency-chart.png" => (
+            "Minimum round-trip time per second".to_owned(),
+            RTT,
+            None,
+            vec![latency_series(report, "min RTT", p[4], |s| s.min as f64)],
+        ),
+        "max-latency-chart.png" => (
+            "Maximum round-trip time per second".to_owned(),
+            RTT,
+            None,
+            vec![latency_series(report, "max RTT", p[1], |s| s.max as f64)],
+        ),
+        "percentiles-chart.png" => (
+            "RTT percentiles per second (merged histograms)".to_owned(),
+            RTT,
+            None,
+            vec![
+                latency_series(report, "p50", p[2], |s| s.p50 as f64),
+                latency_series(report, "p90", p[0], |s| s.p90 as f64),
+                latency_series(report, "p99", p[3], |s| s.p99 as f64),
+                latency_series(report, "p99.9", p[1], |s| s.p999 as f64),
+            ],
+        ),
+        "throughput-chart.png" => (
+            format!("Throughput (run average {:.0} responses/s)", report.throughput()),
+            "Rate (per second)",
+            None,
+            vec![
+                count_series(report, "messages sent/s", p[0], |w| w.messages_sent),
+                count_series(report, "responses/s", p[2], |w| w.responses),
+                count_series(report, "connections opened/s", p[3], |w| w.connections_opened),
+            ],
+        ),
+        _ => (
+            "Sessions and failures".to_owned(),
+            "Sessions / failures per second",
+            None,
+            vec![
+                count_series(report, "active sessions", p[0], |w| w.active_sessions),
+                count_series(report, "failed connections/s", p[1], |w| w.connections_failed),
+                count_series(report, "errors/s", p[3], |w| w.errors_total()),
+            ],
+        ),
+    };
+    LineChart {
+        file,
+        title,
+        y_desc,
+        y_max,
+        series,
+    }
+}
+
+/// Turns a plotting error into a [`ReportError`] naming the chart.
+pub(crate) fn chart_err(file: &str) -> impl Fn(&dyn std::fmt::Display) -> ReportError + '_ {
+    move |e| ReportError::Chart {
+        file: file.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Top of a y axis that leaves headroom above `max` and is never empty.
+pub(crate) fn y_top(max: f64) -> f64 {
+    if max.is_finite() && max > 0.0 {
+        max * 1.1
+    } else {
+        1.0
+    }
+}
+
+/// Formats an axis tick: whole numbers once the axis spans 10 or more units.
+pub(crate) fn tick(span: f64) -> impl Fn(&f64) -> String {
+    move |v| {
+        if span >= 10.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    }
+}
+
+/// Writes "no data" in the middle of a plotting area.
+pub(crate) fn no_data<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (w, h) = area.dim_in_pixel();
+    let style = TextStyle::from((FAMILY, 32).into_font())
+        .color(&RGBColor(120, 120, 120))
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+    area.draw_text("no data", &style, (w as i32 / 2, h as i32 / 2))
+}
+
+fn draw_line_chart(path: &Path, spec: &LineChart<'_>, x_max: f64) -> Result<(), ReportError> {
+    let err = chart_err(spec.file);
+    let root = BitMapBackend::new(path, CHART_SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let data_max = spec
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let y_max = spec.y_max.unwrap_or_else(|| y_top(data_max));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&spec.title, (FAMILY, 30).into_font())
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("Time since start (s)")
+        .y_desc(spec.y_desc)
+        .x_label_formatter(&tick(x_max))
+        .y_label_formatter(&tick(y_max))
+        .label_style((FAMILY, 18))
+        .axis_desc_style((FAMILY, 20))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| err(&e))?;
+    let mut any = false;
+    for s in &spec.series {
+        let style = s.color.stroke_width(2);
+        any |= !s.points.is_empty();
+        let color = s.color;
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+            .map_err(|e| err(&e))?
+            .label(&s.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+        if s.points.len() <= 30 {
+            // Few points: mark them, a single point would otherwise be invisible.
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| err(&e))?;
+        }
+    }
+    if !spec.series.is_empty() {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FAMILY, 18))
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    if !any {
+        no_data(&chart.plotting_area().strip_coord_spec()).map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

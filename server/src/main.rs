@@ -1,0 +1,41 @@
+//! `ws-server` entry point: parse, set up logging and signals, run.
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use wsload_server::{logging, Cli};
+
+#[tokio::main]
+async fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One line naming the problem, exit code 2.
+            let rendered = e.render().to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    };
+    logging::init(cli.server.log_format);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let worker_args = std::env::args_os().skip(1).collect();
+    if let Err(e) = wsload_server::run(cli, worker_args, shutdown).await {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+/// SIGTERM or SIGINT cancels the one shutdown token.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}
