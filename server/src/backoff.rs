@@ -13,7 +13,11 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at `initial`, doubles up to `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max, current: initial }
+        Self {
+            initial,
+            max,
+            current: initial,
+        }
     }
 
     /// The delay to wait now; the next one is twice as long.

@@ -25,7 +25,11 @@ pub struct Cleanup {
 impl Cleanup {
     /// An empty queue.
     pub fn new(batch_size: usize, metrics: Arc<Metrics>) -> Self {
-        Self { queue: Mutex::new(VecDeque::new()), metrics, batch_size: batch_size.max(1) }
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            metrics,
+            batch_size: batch_size.max(1),
+        }
     }
 
     /// Queues a closed session.
@@ -52,7 +56,9 @@ impl Cleanup {
             }
             match broker.delete_sessions(&batch).await {
                 Ok(()) => {
-                    self.metrics.sessions_cleaned.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.metrics
+                        .sessions_cleaned
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, sessions = batch.len(), "session cleanup failed; will retry");

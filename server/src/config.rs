@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// `ws-server`: the supervisor by default, a single worker, or a one-shot publisher.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ws-server", version, about = "Scalable WebSocket server (the system under test)")]
+#[command(
+    name = "ws-server",
+    version,
+    about = "Scalable WebSocket server (the system under test)"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub server: ServerOpts,

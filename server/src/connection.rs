@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
 use yawc::{WebSocket, WebSocketError};
@@ -75,14 +74,20 @@ where
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
     let session_id = uuid::Uuid::new_v4().to_string();
     let created = protocol::now_iso();
-    let create = instance
-        .broker
-        .create_session(&session_id, &instance.session_info(&created), instance.opts.session_ttl)
-        .await;
+    // Broker calls are boxed: in flight they are large, and inline they would
+    // enlarge this task for the session's whole life.
+    let info = instance.session_info(&created);
+    let create = Box::pin(
+        instance
+            .broker
+            .create_session(&session_id, &info, instance.opts.session_ttl),
+    )
+    .await;
+    drop(info);
 
-    let (key, client, rx) = instance.hub.register(session_id.clone(), &instance.shutdown);
+    let (key, client) = instance.hub.register(session_id.clone(), &instance.shutdown);
     let (sink, stream) = Frames(ws).split();
-    let writer = tokio::spawn(write_loop(sink, rx, client.clone()));
+    let writer = tokio::spawn(write_loop(sink, client.clone()));
 
     let _ = client.try_queue(protocol::session(&session_id, &created), instance.opts.max_backpressure);
     if let Err(e) = create {
@@ -130,7 +135,7 @@ where
         let reply = match frame.opcode() {
             OpCode::Text => {
                 instance.metrics.messages_received.fetch_add(1, Ordering::Relaxed);
-                match instance.broker.incr_message_count(&client.id).await {
+                match Box::pin(instance.broker.incr_message_count(&client.id)).await {
                     Ok(n) => {
                         instance.metrics.responses_sent.fetch_add(1, Ordering::Relaxed);
                         protocol::response(n)
@@ -164,17 +169,12 @@ where
 }
 
 /// Writes queued frames until the connection closes, then sends the close frame.
-async fn write_loop<Si>(mut sink: Si, mut rx: mpsc::Receiver<Outbound>, client: Arc<Client>)
+async fn write_loop<Si>(mut sink: Si, client: Arc<Client>)
 where
     Si: Sink<Frame, Error = WebSocketError> + Unpin,
 {
     loop {
-        let item = tokio::select! {
-            biased;
-            _ = client.closing.cancelled() => break,
-            item = rx.recv() => item,
-        };
-        let (frame, len) = match item {
+        let (frame, len) = match client.next_outbound().await {
             Some(Outbound::Text(b)) => {
                 let len = b.len();
                 (Frame::text(b), len)

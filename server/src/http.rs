@@ -68,7 +68,10 @@ pub async fn accept_loop(listener: TcpListener, instance: Arc<Instance>) -> Task
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -94,8 +97,10 @@ async fn route(mut req: Request<Incoming>, instance: Arc<Instance>, sockets: &Ta
         (&Method::GET, "/metrics") => {
             let body = instance.metrics.render(instance.port, instance.broker.latency());
             let mut r = text(StatusCode::OK, body);
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             r
         }
         _ => text(StatusCode::UPGRADE_REQUIRED, "expected a WebSocket upgrade\n"),
@@ -113,9 +118,14 @@ fn upgrade(req: &mut Request<Incoming>, instance: Arc<Instance>, sockets: &TaskT
     match yawc::WebSocket::upgrade_with_options(&mut *req, instance.ws_options.clone()) {
         Ok((response, fut)) => {
             let timeout = instance.opts.handshake_timeout;
+            let tracker = sockets.clone();
+            // The upgrade runs in a short-lived task; the connection gets a task of
+            // its own, so the upgrade's state is not carried for the session's life.
             sockets.spawn(async move {
                 match tokio::time::timeout(timeout, fut).await {
-                    Ok(Ok(ws)) => connection::serve(ws, instance).await,
+                    Ok(Ok(ws)) => {
+                        tracker.spawn(connection::serve(ws, instance));
+                    }
                     _ => {
                         instance.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                     }

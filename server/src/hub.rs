@@ -1,19 +1,19 @@
 //! The clients of one instance and their bounded outbound queues: where broadcasts,
 //! pings, idle checks and closes reach a connection from outside its own tasks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
 /// Most items a connection may have queued. Memory is bounded by bytes
-/// (`--max-backpressure`); this only caps the item count.
+/// (`--max-backpressure`); this only caps the item count (pings are tiny).
 pub const QUEUE_ITEMS: usize = 4096;
 
 /// Close codes the server uses.
@@ -42,7 +42,11 @@ pub enum Outbound {
 pub struct Client {
     /// Session id.
     pub id: String,
-    tx: mpsc::Sender<Outbound>,
+    /// The outbound queue. A plain deque rather than a channel: an idle
+    /// connection's empty queue holds no allocation (a channel keeps a block).
+    outbox: Mutex<VecDeque<Outbound>>,
+    /// Wakes the writer when something was queued.
+    ready: Notify,
     /// Bytes queued and not yet written to the socket.
     queued: AtomicUsize,
     /// Milliseconds since the hub's epoch at the last frame from the client.
@@ -80,21 +84,55 @@ impl Client {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             return Err(QueueError::Overflow);
         }
-        match self.tx.try_send(Outbound::Text(bytes)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.queued.fetch_sub(len, Ordering::Relaxed);
-                Err(match e {
-                    mpsc::error::TrySendError::Full(_) => QueueError::Overflow,
-                    mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
-                })
+        if self.closing.is_cancelled() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(QueueError::Closed);
+        }
+        if !self.push(Outbound::Text(bytes)) {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(QueueError::Overflow);
+        }
+        Ok(())
+    }
+
+    /// Appends to the queue unless it holds `QUEUE_ITEMS` already.
+    fn push(&self, item: Outbound) -> bool {
+        let mut q = self.outbox.lock().unwrap();
+        if q.len() >= QUEUE_ITEMS {
+            return false;
+        }
+        q.push_back(item);
+        drop(q);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next item to send, waiting for one; `None` once the connection closes.
+    pub async fn next_outbound(&self) -> Option<Outbound> {
+        loop {
+            {
+                let mut q = self.outbox.lock().unwrap();
+                if let Some(item) = q.pop_front() {
+                    return Some(item);
+                }
+                if q.capacity() > 0 {
+                    // Idle connections keep no queue memory.
+                    *q = VecDeque::new();
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = self.closing.cancelled() => return None,
+                _ = self.ready.notified() => {}
             }
         }
     }
 
     /// Asks the connection to close with `code` (the first request wins).
     pub fn close(&self, code: u16) {
-        let _ = self.close_code.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self
+            .close_code
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
         self.closing.cancel();
     }
 
@@ -134,12 +172,12 @@ impl Hub {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Registers a connection; returns its hub key, its state and its queue's receiver.
-    pub fn register(&self, id: String, shutdown: &CancellationToken) -> (u64, Arc<Client>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(QUEUE_ITEMS);
+    /// Registers a connection; returns its hub key and its state.
+    pub fn register(&self, id: String, shutdown: &CancellationToken) -> (u64, Arc<Client>) {
         let client = Arc::new(Client {
             id,
-            tx,
+            outbox: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
             queued: AtomicUsize::new(0),
             last_seen: AtomicU64::new(self.now_ms()),
             close_code: AtomicU16::new(0),
@@ -147,7 +185,7 @@ impl Hub {
         });
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.clients.lock().unwrap().insert(key, client.clone());
-        (key, client, rx)
+        (key, client)
     }
 
     /// Removes a connection.
@@ -202,11 +240,14 @@ impl Hub {
         let now = self.now_ms();
         let idle_ms = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
         for client in self.snapshot() {
+            if client.closing.is_cancelled() {
+                continue;
+            }
             if now.saturating_sub(client.last_seen.load(Ordering::Relaxed)) > idle_ms {
                 self.metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
                 client.close(close_code::NORMAL);
             } else {
-                let _ = client.tx.try_send(Outbound::Ping);
+                let _ = client.push(Outbound::Ping);
             }
         }
     }

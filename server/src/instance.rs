@@ -43,7 +43,12 @@ pub struct Instance {
 impl Instance {
     /// The location fields of a new session hash.
     pub fn session_info(&self, created: &str) -> SessionInfo {
-        SessionInfo { instance: self.index, host: self.host.clone(), port: self.port, created: created.to_owned() }
+        SessionInfo {
+            instance: self.index,
+            host: self.host.clone(),
+            port: self.port,
+            created: created.to_owned(),
+        }
     }
 }
 
@@ -70,7 +75,10 @@ pub fn ws_options(opts: &ServerOpts, pool: Option<&yawc::DeflatePool>) -> yawc::
 
 /// Host name of this machine, for session hashes and the publisher's lease holder.
 pub fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Serves `listener` until `shutdown`, then closes every client with 1001, waits
@@ -99,14 +107,40 @@ pub async fn run(
     });
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
-    tasks.spawn(instance.cleanup.clone().run(broker.clone(), opts.cleanup_interval, background.clone()));
-    tasks.spawn(cleanup::refresh_ttls(instance.hub.clone(), broker.clone(), opts.session_ttl, background.clone()));
+    tasks.spawn(
+        instance
+            .cleanup
+            .clone()
+            .run(broker.clone(), opts.cleanup_interval, background.clone()),
+    );
+    tasks.spawn(cleanup::refresh_ttls(
+        instance.hub.clone(),
+        broker.clone(),
+        opts.session_ttl,
+        background.clone(),
+    ));
     tasks.spawn(events::relay(instance.hub.clone(), broker.clone(), background.clone()));
     if !opts.server_event_interval.is_zero() {
-        let holder = format!("{}:{}:{}:{}", instance.host, port, std::process::id(), uuid::Uuid::new_v4());
-        tasks.spawn(events::publish_periodically(broker.clone(), holder, opts.server_event_interval, background.clone()));
+        let holder = format!(
+            "{}:{}:{}:{}",
+            instance.host,
+            port,
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        );
+        tasks.spawn(events::publish_periodically(
+            broker.clone(),
+            holder,
+            opts.server_event_interval,
+            background.clone(),
+        ));
     }
-    tasks.spawn(keepalive(instance.hub.clone(), opts.ping_interval, opts.idle_timeout, background.clone()));
+    tasks.spawn(keepalive(
+        instance.hub.clone(),
+        opts.ping_interval,
+        opts.idle_timeout,
+        background.clone(),
+    ));
 
     tracing::info!(port, index, broker = ?opts.broker_kind(), "instance listening");
     let connections = http::accept_loop(listener, instance.clone()).await;
@@ -114,14 +148,21 @@ pub async fn run(
     let open = instance.hub.len();
     tracing::info!(port, open, "instance shutting down");
     connections.close();
-    if tokio::time::timeout(opts.shutdown_timeout, connections.wait()).await.is_err() {
+    if tokio::time::timeout(opts.shutdown_timeout, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(port, "some connections did not finish their close handshake in time");
     }
     background.cancel();
     tasks.close();
     tasks.wait().await;
     instance.cleanup.flush(&broker).await;
-    tracing::info!(port, cleaned = instance.metrics.sessions_cleaned.load(Ordering::Relaxed), "instance stopped");
+    tracing::info!(
+        port,
+        cleaned = instance.metrics.sessions_cleaned.load(Ordering::Relaxed),
+        "instance stopped"
+    );
 }
 
 /// Pings every client each `interval` and closes those idle past `idle_timeout`.

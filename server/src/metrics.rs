@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the Redis round-trip histogram buckets.
-const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
 
 /// A Prometheus-style cumulative histogram of durations, lock-free.
 #[derive(Debug, Default)]
@@ -24,7 +26,8 @@ impl LatencyHistogram {
         let secs = d.as_secs_f64();
         let idx = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
         self.buckets[idx].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -95,21 +98,88 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let l = format!("port=\"{port}\"");
         let mut counter = |name: &str, kind: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{l}}} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{l}}} {}",
+                v.load(Ordering::Relaxed)
+            );
         };
-        counter("ws_connections_open", "gauge", "WebSocket connections open now.", &self.connections_open);
-        counter("ws_connections_total", "counter", "WebSocket connections accepted.", &self.connections_total);
-        counter("ws_connections_rejected_total", "counter", "Upgrades refused with 503 (max connections).", &self.connections_rejected);
-        counter("ws_messages_received_total", "counter", "Text messages received.", &self.messages_received);
-        counter("ws_responses_sent_total", "counter", "Response events sent.", &self.responses_sent);
-        counter("ws_server_events_broadcast_total", "counter", "Server events received from the broker and broadcast.", &self.server_events_broadcast);
-        counter("ws_server_events_sent_total", "counter", "Server events queued to clients.", &self.server_events_sent);
-        counter("ws_backpressure_drops_total", "counter", "Server events dropped for slow consumers.", &self.backpressure_drops);
-        counter("ws_backpressure_closes_total", "counter", "Connections closed for exceeding the outbound queue limit.", &self.backpressure_closes);
-        counter("ws_idle_closes_total", "counter", "Connections closed for idleness.", &self.idle_closes);
-        counter("ws_cleanup_queue_length", "gauge", "Closed sessions waiting for the batch cleaner.", &self.cleanup_queue);
-        counter("ws_sessions_cleaned_total", "counter", "Sessions deleted by the batch cleaner.", &self.sessions_cleaned);
-        let _ = writeln!(out, "# HELP ws_error_events_total Error events sent, by kind.\n# TYPE ws_error_events_total counter");
+        counter(
+            "ws_connections_open",
+            "gauge",
+            "WebSocket connections open now.",
+            &self.connections_open,
+        );
+        counter(
+            "ws_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            &self.connections_total,
+        );
+        counter(
+            "ws_connections_rejected_total",
+            "counter",
+            "Upgrades refused with 503 (max connections).",
+            &self.connections_rejected,
+        );
+        counter(
+            "ws_messages_received_total",
+            "counter",
+            "Text messages received.",
+            &self.messages_received,
+        );
+        counter(
+            "ws_responses_sent_total",
+            "counter",
+            "Response events sent.",
+            &self.responses_sent,
+        );
+        counter(
+            "ws_server_events_broadcast_total",
+            "counter",
+            "Server events received from the broker and broadcast.",
+            &self.server_events_broadcast,
+        );
+        counter(
+            "ws_server_events_sent_total",
+            "counter",
+            "Server events queued to clients.",
+            &self.server_events_sent,
+        );
+        counter(
+            "ws_backpressure_drops_total",
+            "counter",
+            "Server events dropped for slow consumers.",
+            &self.backpressure_drops,
+        );
+        counter(
+            "ws_backpressure_closes_total",
+            "counter",
+            "Connections closed for exceeding the outbound queue limit.",
+            &self.backpressure_closes,
+        );
+        counter(
+            "ws_idle_closes_total",
+            "counter",
+            "Connections closed for idleness.",
+            &self.idle_closes,
+        );
+        counter(
+            "ws_cleanup_queue_length",
+            "gauge",
+            "Closed sessions waiting for the batch cleaner.",
+            &self.cleanup_queue,
+        );
+        counter(
+            "ws_sessions_cleaned_total",
+            "counter",
+            "Sessions deleted by the batch cleaner.",
+            &self.sessions_cleaned,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ws_error_events_total Error events sent, by kind.\n# TYPE ws_error_events_total counter"
+        );
         for (kind, n) in self.errors.lock().unwrap().iter() {
             let _ = writeln!(out, "ws_error_events_total{{{l},kind=\"{kind}\"}} {n}");
         }

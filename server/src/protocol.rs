@@ -42,12 +42,20 @@ pub fn session(session_id: &str, timestamp: &str) -> Bytes {
 
 /// The `response` event for the session's new counter value.
 pub fn response(message_count: i64) -> Bytes {
-    Event::Response { message: RESPONSE_MESSAGE, message_count }.to_bytes()
+    Event::Response {
+        message: RESPONSE_MESSAGE,
+        message_count,
+    }
+    .to_bytes()
 }
 
 /// The `error` event with its cause.
 pub fn error(cause: &str) -> Bytes {
-    Event::Error { message: ERROR_MESSAGE, error: cause }.to_bytes()
+    Event::Error {
+        message: ERROR_MESSAGE,
+        error: cause,
+    }
+    .to_bytes()
 }
 
 /// The `server-event` event.

@@ -62,14 +62,27 @@ pub async fn run(opts: ServerOpts, worker_args: Vec<OsString>, shutdown: Cancell
             let pool = opts.compression.then(|| yawc::DeflatePool::new(4));
             for (i, listener) in listeners.into_iter().enumerate() {
                 let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                tasks.spawn(keep_task_alive(listener, index, opts.clone(), broker.clone(), pool.clone(), shutdown.clone()));
+                tasks.spawn(keep_task_alive(
+                    listener,
+                    index,
+                    opts.clone(),
+                    broker.clone(),
+                    pool.clone(),
+                    shutdown.clone(),
+                ));
             }
         }
         BrokerKind::Redis => {
             drop(listeners);
-            let exe = std::env::current_exe().map_err(|e| ServerError::Failed(format!("cannot find own executable: {e}")))?;
+            let exe =
+                std::env::current_exe().map_err(|e| ServerError::Failed(format!("cannot find own executable: {e}")))?;
             for (i, port) in ports(&opts).into_iter().enumerate() {
-                let spec = WorkerSpec { exe: exe.clone(), args: worker_args.clone(), port, index: i + 1 };
+                let spec = WorkerSpec {
+                    exe: exe.clone(),
+                    args: worker_args.clone(),
+                    port,
+                    index: i + 1,
+                };
                 tasks.spawn(keep_process_alive(spec, opts.shutdown_timeout, shutdown.clone()));
             }
         }
@@ -108,7 +121,14 @@ async fn keep_task_alive(
             },
         };
         let started = Instant::now();
-        let task = tokio::spawn(instance::run(l, index, opts.clone(), broker.clone(), pool.clone(), shutdown.clone()));
+        let task = tokio::spawn(instance::run(
+            l,
+            index,
+            opts.clone(),
+            broker.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        ));
         match task.await {
             Ok(()) => tracing::info!(index, "instance exited"),
             Err(e) => tracing::error!(index, error = %e, "instance crashed"),
@@ -178,7 +198,11 @@ async fn keep_process_alive(spec: WorkerSpec, grace: Duration, shutdown: Cancell
             backoff.reset();
         }
         let delay = backoff.next_delay();
-        tracing::info!(port, delay_ms = delay.as_millis() as u64, "restarting worker on the same port");
+        tracing::info!(
+            port,
+            delay_ms = delay.as_millis() as u64,
+            "restarting worker on the same port"
+        );
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
@@ -199,7 +223,8 @@ async fn stop_child(child: &mut Child, port: u16, grace: Duration) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
     match tokio::time::timeout(grace + Duration::from_secs(5), child.wait()).await {
-        Ok(status) => log_exit(port, child.id(), status),
+        Ok(Ok(status)) => tracing::info!(port, %status, "worker stopped"),
+        Ok(Err(e)) => tracing::error!(port, error = %e, "cannot wait for worker"),
         Err(_) => {
             tracing::warn!(port, "worker ignored SIGTERM; killing it");
             let _ = child.kill().await;

@@ -111,7 +111,12 @@ impl RedisBroker {
 
     pub(super) async fn incr_message_count(&self, id: &str) -> Result<i64, BrokerError> {
         let mut conn = self.conn.clone();
-        timed(&self.latency, self.timeout, conn.hincr(Self::key(id), "messageCount", 1i64)).await
+        timed(
+            &self.latency,
+            self.timeout,
+            conn.hincr(Self::key(id), "messageCount", 1i64),
+        )
+        .await
     }
 
     pub(super) async fn delete_sessions(&self, ids: &[String]) -> Result<(), BrokerError> {
@@ -147,7 +152,12 @@ impl RedisBroker {
 
     pub(super) async fn healthy(&self) -> bool {
         let mut conn = self.conn.clone();
-        let ping = timed(&self.latency, self.timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await;
+        let ping = timed(
+            &self.latency,
+            self.timeout,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
         ping.is_ok() && self.subscribed.load(Ordering::Relaxed)
     }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (redis-server, nginx, Python's
+# websockets for the compression interop test) when missing, then runs
+# fmt --check, clippy -D warnings and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! python3 -c 'import websockets' 2>/dev/null; then
+  python3 -m pip install -q websockets 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages websockets 2>/dev/null \
+    || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-websockets >/dev/null
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+# Tests of one crate start the binaries of another (e.g. ws-server): build them all first.
+cargo build --workspace
+cargo test --workspace

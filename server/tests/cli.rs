@@ -1,0 +1,51 @@
+//! Bad input: every invalid flag, URL or busy port is one line naming the problem,
+//! with exit code 2.
+
+mod common;
+
+use common::*;
+
+fn assert_one_line_error(args: &[&str], needle: &str) {
+    let out = run_server_cmd(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?} should print one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    assert!(lines[0].contains(needle), "{args:?}: '{}' lacks '{needle}'", lines[0]);
+}
+
+#[test]
+fn invalid_flags() {
+    assert_one_line_error(&["--instances", "zero"], "--instances");
+    assert_one_line_error(&["--instances", "0"], "--instances");
+    assert_one_line_error(&["--base-port", "70000"], "--base-port");
+    assert_one_line_error(&["--no-such-flag"], "--no-such-flag");
+    assert_one_line_error(&["--broker", "kafka"], "--broker");
+    assert_one_line_error(&["--idle-timeout", "soon"], "--idle-timeout");
+    assert_one_line_error(&["--max-payload", "1XB"], "--max-payload");
+    assert_one_line_error(&["--base-port", "65530", "--instances", "12"], "65535");
+    assert_one_line_error(&["--ping-interval", "200s"], "--ping-interval");
+}
+
+#[test]
+fn bad_redis_url() {
+    assert_one_line_error(&["--broker", "redis", "--redis-url", "http://nope"], "--redis-url");
+    assert_one_line_error(&["--redis-url", "not a url"], "--redis-url");
+}
+
+#[test]
+fn busy_port() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    assert_one_line_error(
+        &["--instances", "1", "--base-port", &port],
+        &format!("127.0.0.1:{port}"),
+    );
+    assert_one_line_error(&["worker", "--port", &port], "in use");
+}
+
+#[test]
+fn publish_needs_redis() {
+    assert_one_line_error(&["publish", "hi"], "redis");
+}

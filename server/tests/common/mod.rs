@@ -1,0 +1,406 @@
+//! Test harness: a private redis-server, a private nginx running the repository's
+//! config files, and `ws-server` as a child process, all on free loopback ports.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The first of `n` consecutive free ports.
+pub fn free_port_range(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = free_port();
+        if u32::from(base) + u32::from(n) >= 65000 {
+            continue;
+        }
+        let held: Vec<_> = (0..n)
+            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut f: F) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Waits until `GET /healthz` on `port` answers 200.
+pub fn wait_healthy(port: u16, timeout: Duration) -> bool {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.1 200") {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn find_binary(name: &str) -> String {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p.to_string_lossy().into_owned();
+        }
+    }
+    panic!("{name} is not installed (the README's test command installs it)");
+}
+
+fn terminate(child: &mut Child, grace: Duration) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A private redis-server.
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port.
+    pub fn restart(&mut self) {
+        let child = Command::new(find_binary("redis-server"))
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "redis-server did not start"
+        );
+    }
+
+    /// Kills it (an outage).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `ws-server` as a child process.
+pub struct Server {
+    pub base_port: u16,
+    pub instances: u16,
+    child: Option<Child>,
+}
+
+pub fn server_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ws-server")
+}
+
+impl Server {
+    /// Starts the supervisor with `instances` on free ports plus `extra` options,
+    /// and waits until every instance accepts connections.
+    pub fn start(instances: u16, extra: &[&str]) -> Self {
+        let base_port = free_port_range(instances);
+        let mut args = vec![
+            "--instances".to_owned(),
+            instances.to_string(),
+            "--base-port".to_owned(),
+            base_port.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(server_bin())
+            .args(&args)
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start ws-server");
+        let s = Server {
+            base_port,
+            instances,
+            child: Some(child),
+        };
+        for p in s.ports() {
+            assert!(
+                wait_healthy(p, Duration::from_secs(15)),
+                "instance on {p} did not become healthy"
+            );
+        }
+        s
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        (0..self.instances).map(|i| self.base_port + i).collect()
+    }
+
+    pub fn url(&self, port: u16) -> String {
+        format!("ws://127.0.0.1:{port}/ws")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    /// Waits for the supervisor to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c, Duration::from_secs(10));
+        }
+    }
+}
+
+/// Runs `ws-server` with `args` to completion.
+pub fn run_server_cmd(args: &[&str]) -> Output {
+    Command::new(server_bin())
+        .args(args)
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run ws-server")
+}
+
+/// A private nginx running `nginx/nginx.conf` and `nginx/sites-available/default`
+/// from the repository, with the listen port, upstream ports and prefix substituted.
+pub struct Nginx {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    pub fn start(upstream_base: u16) -> Self {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("wsload-nginx-{}-{}", std::process::id(), free_port()));
+        for sub in ["sites-enabled", "conf.d", "logs"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let port = free_port();
+        let prefix = format!("{}/", dir.display());
+        let conf = std::fs::read_to_string(repo.join("nginx/nginx.conf")).unwrap();
+        let conf = conf
+            .replace("user www-data;", "")
+            .replace("/etc/nginx/", &prefix)
+            .replace("/var/log/nginx/", &format!("{prefix}logs/"))
+            .replace("/run/nginx.pid", &format!("{prefix}nginx.pid"));
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let mut site = std::fs::read_to_string(repo.join("nginx/sites-available/default")).unwrap();
+        site = site.replace("listen 80 ", &format!("listen 127.0.0.1:{port} "));
+        for i in 0..12u16 {
+            site = site.replace(
+                &format!("127.0.0.1:{} ", 9001 + i),
+                &format!("127.0.0.1:{} ", upstream_base + i),
+            );
+        }
+        std::fs::write(dir.join("sites-enabled/default"), site).unwrap();
+        let child = Command::new(find_binary("nginx"))
+            .args(["-p", &prefix, "-c", &format!("{prefix}nginx.conf"), "-g", "daemon off;"])
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nginx");
+        assert!(wait_for_port(port, Duration::from_secs(10)), "nginx did not start");
+        Nginx {
+            port,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c, Duration::from_secs(5));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A tokio-tungstenite client with small buffers (its defaults cost ~135 KB each).
+pub async fn connect(url: &str) -> Ws {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4096;
+    config.write_buffer_size = 0;
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+    )
+    .await
+    .expect("connect timed out")
+    .expect("connect");
+    ws
+}
+
+/// The next text frame as JSON (pings are answered by tungstenite while reading).
+pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no message within 10 s")
+            .expect("stream ended")
+            .expect("read error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).expect("valid JSON"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Connects and returns the socket with its session event.
+pub async fn open_session(url: &str) -> (Ws, Value) {
+    let mut ws = connect(url).await;
+    let session = next_json(&mut ws).await;
+    assert_eq!(session["type"], "session", "first event must be the session event");
+    (ws, session)
+}
+
+/// Sends a text message and returns the reply.
+pub async fn roundtrip(ws: &mut Ws, text: &str) -> Value {
+    ws.send(Message::text(text)).await.expect("send");
+    next_json(ws).await
+}
+
+/// Reads until the server closes; returns the close code (None on a bare EOF).
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Fetches a plain HTTP path from an instance: (status, body).
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut buf)).await;
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// A metric's value from an instance's `/metrics`.
+pub async fn metric(port: u16, name: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics").await;
+    body.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

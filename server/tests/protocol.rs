@@ -1,0 +1,227 @@
+//! The wire protocol against a real server, checked with tokio-tungstenite (an
+//! independent WebSocket implementation) and Python's `websockets` for compression.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use redis::AsyncCommands;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Session event, 30 counted messages, binary rejection, returns the session id.
+async fn check_protocol(url: &str) -> String {
+    let (mut ws, session) = open_session(url).await;
+    let id = session["sessionId"].as_str().expect("sessionId").to_owned();
+    let uuid = uuid::Uuid::parse_str(&id).expect("session id is a UUID");
+    assert_eq!(uuid.get_version_num(), 4, "session id is a UUID v4");
+    let ts = session["timestamp"].as_str().expect("timestamp");
+    chrono::DateTime::parse_from_rfc3339(ts).expect("ISO-8601 timestamp");
+    assert!(ts.ends_with('Z'));
+
+    for n in 1..=30 {
+        let reply = roundtrip(&mut ws, &format!("message {n}")).await;
+        assert_eq!(reply["type"], "response");
+        assert_eq!(reply["message"], "Message received successfully!");
+        assert_eq!(reply["messageCount"], n);
+    }
+
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    let err = next_json(&mut ws).await;
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["message"], "Failed to process message");
+    assert_eq!(err["error"], "Binary messages are not supported");
+    // The session goes on, and the binary frame was not counted.
+    assert_eq!(roundtrip(&mut ws, "after binary").await["messageCount"], 31);
+    ws.close(None).await.unwrap();
+    id
+}
+
+async fn check_oversize_and_utf8(url: &str, max_payload: usize) {
+    // Exactly at the limit is accepted.
+    let (mut ws, _) = open_session(url).await;
+    assert_eq!(roundtrip(&mut ws, &"a".repeat(max_payload)).await["messageCount"], 1);
+    // One byte over closes with 1009.
+    ws.send(Message::text("b".repeat(max_payload + 1))).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+
+    let (mut ws, _) = open_session(url).await;
+    let bad = Frame::message(vec![0xC3u8, 0x28], OpCode::Data(Data::Text), true);
+    ws.send(Message::Frame(bad)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1007));
+}
+
+#[tokio::test]
+async fn redis_protocol_and_counts() {
+    let redis = Redis::start();
+    let server = Server::start(
+        1,
+        &[
+            "--broker",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+            "--max-payload",
+            "64KiB",
+        ],
+    );
+    let url = server.url(server.base_port);
+    let mut conn = redis.conn().await;
+
+    // While open, the hash holds the count.
+    let (mut ws, session) = open_session(&url).await;
+    let key = format!("session:{}", session["sessionId"].as_str().unwrap());
+    for n in 1..=30 {
+        assert_eq!(roundtrip(&mut ws, "x").await["messageCount"], n);
+    }
+    let count: i64 = conn.hget(&key, "messageCount").await.unwrap();
+    assert_eq!(count, 30, "Redis holds the count");
+    let port: u16 = conn.hget(&key, "port").await.unwrap();
+    assert_eq!(port, server.base_port);
+    ws.close(None).await.unwrap();
+
+    check_protocol(&url).await;
+    check_oversize_and_utf8(&url, 64 * 1024).await;
+}
+
+#[tokio::test]
+async fn memory_broker_protocol() {
+    let server = Server::start(2, &["--broker", "memory", "--max-payload", "64KiB"]);
+    for port in server.ports() {
+        check_protocol(&server.url(port)).await;
+    }
+    check_oversize_and_utf8(&server.url(server.base_port), 64 * 1024).await;
+    // Two sessions count independently.
+    let (mut a, _) = open_session(&server.url(server.base_port)).await;
+    let (mut b, _) = open_session(&server.url(server.base_port + 1)).await;
+    assert_eq!(roundtrip(&mut a, "1").await["messageCount"], 1);
+    assert_eq!(roundtrip(&mut a, "2").await["messageCount"], 2);
+    assert_eq!(roundtrip(&mut b, "1").await["messageCount"], 1);
+}
+
+#[tokio::test]
+async fn publish_reaches_clients_on_two_instances() {
+    let redis = Redis::start();
+    let server = Server::start(
+        2,
+        &[
+            "--broker",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+            "--server-event-interval",
+            "0",
+        ],
+    );
+    let (mut a, _) = open_session(&server.url(server.base_port)).await;
+    let (mut b, _) = open_session(&server.url(server.base_port + 1)).await;
+    let out = run_server_cmd(&["--redis-url", &redis.url(), "publish", "hello from the test"]);
+    assert!(
+        out.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "published to 2 subscribed instance(s)"
+    );
+    for ws in [&mut a, &mut b] {
+        let ev = next_json(ws).await;
+        assert_eq!(ev["type"], "server-event");
+        assert_eq!(ev["message"], "hello from the test");
+        chrono::DateTime::parse_from_rfc3339(ev["timestamp"].as_str().unwrap()).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn periodic_server_events_have_exactly_one_publisher() {
+    let redis = Redis::start();
+    let server = Server::start(
+        3,
+        &[
+            "--broker",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+            "--server-event-interval",
+            "500ms",
+        ],
+    );
+    let (mut ws, _) = open_session(&server.url(server.base_port + 2)).await;
+    // Over ~2.6 s one publisher sends 5 events (at 0.5 s intervals), not 3 x 5.
+    let start = std::time::Instant::now();
+    let mut events = 0;
+    while start.elapsed() < Duration::from_millis(2600) {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(200), futures_util::StreamExt::next(&mut ws)).await
+        {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            assert_eq!(v["type"], "server-event");
+            assert_eq!(v["message"], "This is a server-side event");
+            events += 1;
+        }
+    }
+    assert!(
+        (4..=6).contains(&events),
+        "one publisher at 500 ms gives ~5 events in 2.6 s, got {events}"
+    );
+}
+
+#[tokio::test]
+async fn permessage_deflate_with_python_websockets() {
+    let server = Server::start(1, &["--broker", "memory"]);
+    let script = r#"
+import asyncio, json, sys
+import websockets
+async def main(url):
+    async with websockets.connect(url, compression="deflate") as ws:
+        hdrs = getattr(ws, "response_headers", None) or ws.response.headers
+        ext = hdrs.get("Sec-WebSocket-Extensions", "")
+        assert "permessage-deflate" in ext, ext
+        ev = json.loads(await ws.recv())
+        assert ev["type"] == "session", ev
+        for n in range(1, 21):
+            await ws.send("compressible " * 50)
+            r = json.loads(await ws.recv())
+            assert r["messageCount"] == n, r
+        print("ok", ext)
+asyncio.run(main(sys.argv[1]))
+"#;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, &server.url(server.base_port)])
+        .output()
+        .await
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python client failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("ok permessage-deflate"), "{stdout}");
+}
+
+#[tokio::test]
+async fn compression_can_be_turned_off() {
+    let server = Server::start(1, &["--broker", "memory", "--compression", "false"]);
+    let script = r#"
+import asyncio, sys
+import websockets
+async def main(url):
+    async with websockets.connect(url, compression="deflate") as ws:
+        hdrs = getattr(ws, "response_headers", None) or ws.response.headers
+        print("ext=" + hdrs.get("Sec-WebSocket-Extensions", ""))
+asyncio.run(main(sys.argv[1]))
+"#;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, &server.url(server.base_port)])
+        .output()
+        .await
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ext=");
+}

@@ -1,0 +1,146 @@
+//! Sessions in Redis: TTL while open, batch cleanup after close, flush on SIGTERM,
+//! and surviving a Redis outage.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::SinkExt;
+use redis::AsyncCommands;
+
+async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
+    conn.exists(key).await.unwrap()
+}
+
+#[tokio::test]
+async fn session_hash_has_ttl_and_is_cleaned_after_close() {
+    let redis = Redis::start();
+    let server = Server::start(
+        1,
+        &[
+            "--redis-url",
+            &redis.url(),
+            "--cleanup-interval",
+            "500ms",
+            "--session-ttl",
+            "60s",
+        ],
+    );
+    let mut conn = redis.conn().await;
+    let (mut ws, session) = open_session(&server.url(server.base_port)).await;
+    let key = format!("session:{}", session["sessionId"].as_str().unwrap());
+
+    let ttl: i64 = conn.ttl(&key).await.unwrap();
+    assert!((1..=60).contains(&ttl), "open session has a TTL, got {ttl}");
+    let fields: std::collections::HashMap<String, String> = conn.hgetall(&key).await.unwrap();
+    for f in ["instance", "host", "port", "created", "messageCount"] {
+        assert!(fields.contains_key(f), "session hash lacks {f}: {fields:?}");
+    }
+    assert_eq!(fields["instance"], "1");
+    assert_eq!(fields["messageCount"], "0");
+
+    ws.close(None).await.unwrap();
+    let closed = Instant::now();
+    while exists(&mut conn, &key).await {
+        assert!(
+            closed.elapsed() < Duration::from_millis(1000),
+            "not deleted within 2 cleanup intervals"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(metric(server.base_port, "ws_sessions_cleaned_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn sigterm_flushes_the_cleanup_queue_and_closes_with_1001() {
+    let redis = Redis::start();
+    let mut server = Server::start(2, &["--redis-url", &redis.url(), "--cleanup-interval", "1h"]);
+    let mut conn = redis.conn().await;
+    let mut keys = Vec::new();
+    let mut open = Vec::new();
+    for port in server.ports() {
+        for _ in 0..5 {
+            let (ws, s) = open_session(&server.url(port)).await;
+            keys.push(format!("session:{}", s["sessionId"].as_str().unwrap()));
+            open.push(ws);
+        }
+    }
+    // Close half of them: they wait in the queue (the interval is an hour).
+    for mut ws in open.drain(..5) {
+        ws.close(None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for k in &keys {
+        assert!(exists(&mut conn, k).await, "queued, not yet deleted");
+    }
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    for mut ws in open {
+        assert_eq!(close_code(&mut ws).await, Some(1001), "clients see 1001 on shutdown");
+    }
+    let status = server
+        .wait(Duration::from_secs(15))
+        .expect("supervisor exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    for k in &keys {
+        assert!(!exists(&mut conn, k).await, "{k} deleted at shutdown");
+    }
+}
+
+#[tokio::test]
+async fn redis_outage_is_survived_and_service_resumes() {
+    let mut redis = Redis::start();
+    let server = Server::start(
+        1,
+        &[
+            "--redis-url",
+            &redis.url(),
+            "--redis-timeout",
+            "1s",
+            "--server-event-interval",
+            "300ms",
+        ],
+    );
+    let port = server.base_port;
+    let (mut ws, _) = open_session(&server.url(port)).await;
+    assert_eq!(roundtrip(&mut ws, "before").await["messageCount"], 1);
+
+    redis.stop();
+    let sent = Instant::now();
+    let reply = roundtrip(&mut ws, "during").await;
+    assert!(
+        sent.elapsed() < Duration::from_millis(1500),
+        "error event within the timeout"
+    );
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["message"], "Failed to process message");
+    assert!(reply["error"].as_str().unwrap().starts_with("redis"), "{reply}");
+    assert_eq!(http_get(port, "/healthz").await.0, 503, "unhealthy without Redis");
+
+    redis.restart();
+    // Service comes back by itself: responses (a fresh count: the old hash died
+    // with that Redis) and server events.
+    let back = Instant::now();
+    let mut count = None;
+    while back.elapsed() < Duration::from_secs(10) {
+        let r = roundtrip(&mut ws, "after").await;
+        match r["type"].as_str() {
+            Some("response") => {
+                count = r["messageCount"].as_i64();
+                break;
+            }
+            Some("error") | Some("server-event") => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => panic!("unexpected {r}"),
+        }
+    }
+    assert!(count.is_some(), "responses resumed within 10 s");
+    let mut got_event = false;
+    while back.elapsed() < Duration::from_secs(15) && !got_event {
+        got_event = next_json(&mut ws).await["type"] == "server-event";
+    }
+    assert!(got_event, "server events resumed");
+    assert!(wait_healthy(port, Duration::from_secs(5)), "healthy again");
+    ws.send(tokio_tungstenite::tungstenite::Message::Close(None))
+        .await
+        .unwrap();
+}
