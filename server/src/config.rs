@@ -125,6 +125,12 @@ pub struct ServerOpts {
     /// Offer permessage-deflate (no context takeover, one shared pool per process).
     #[arg(long, env = "COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
     pub compression: bool,
+    /// Messages shorter than this are sent uncompressed even when permessage-deflate
+    /// was negotiated: without context takeover, deflating ~100-byte JSON events costs
+    /// CPU and saves nothing. It also means a small broadcast is serialised once and
+    /// compressed zero times (yawc compresses per connection above the threshold).
+    #[arg(long = "compression-threshold", env = "COMPRESSION_THRESHOLD", default_value = "256", value_parser = parse_size)]
+    pub compression_threshold: usize,
     /// How long a graceful shutdown waits for clients to finish their close handshake.
     #[arg(long = "shutdown-timeout", env = "SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,

@@ -68,7 +68,8 @@ pub fn ws_options(opts: &ServerOpts, pool: Option<&yawc::DeflatePool>) -> yawc::
             .with_low_latency_compression()
             .server_no_context_takeover()
             .client_no_context_takeover()
-            .with_deflate_pool(pool.clone()),
+            .with_deflate_pool(pool.clone())
+            .with_compression_threshold(opts.compression_threshold),
         None => options,
     }
 }

@@ -172,7 +172,9 @@ async fn periodic_server_events_have_exactly_one_publisher() {
 
 #[tokio::test]
 async fn permessage_deflate_with_python_websockets() {
-    let server = Server::start(1, &["--broker", "memory"]);
+    // Threshold 0: the server compresses its (small) responses too, so both
+    // directions carry compressed frames.
+    let server = Server::start(1, &["--broker", "memory", "--compression-threshold", "0"]);
     let script = r#"
 import asyncio, json, sys
 import websockets
@@ -224,4 +226,72 @@ asyncio.run(main(sys.argv[1]))
         .expect("python3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ext=");
+}
+
+/// Reads one frame header + payload from a raw socket: (first byte, payload).
+async fn read_raw_frame<R: tokio::io::AsyncRead + Unpin>(s: &mut R) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).await.unwrap();
+    let mut len = u64::from(head[1] & 0x7f);
+    if len == 126 {
+        len = u64::from(s.read_u16().await.unwrap());
+    } else if len == 127 {
+        len = s.read_u64().await.unwrap();
+    }
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).await.unwrap();
+    (head[0], payload)
+}
+
+#[tokio::test]
+async fn server_frames_are_compressed_on_the_wire() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    for (threshold, expect_compressed) in [("0", true), ("256", false)] {
+        let server = Server::start(1, &["--broker", "memory", "--compression-threshold", threshold]);
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.base_port))
+            .await
+            .unwrap();
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut reader = BufReader::new(&mut s);
+        let mut headers = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            headers.push_str(&line);
+        }
+        assert!(headers.starts_with("HTTP/1.1 101"), "{headers}");
+        assert!(
+            headers
+                .to_ascii_lowercase()
+                .contains("sec-websocket-extensions: permessage-deflate"),
+            "{headers}"
+        );
+        let (b0, payload) = read_raw_frame(&mut reader).await;
+        assert_eq!(b0 & 0x0f, 1, "text frame");
+        assert_eq!(b0 & 0x40 != 0, expect_compressed, "RSV1 with threshold {threshold}");
+        let text = if expect_compressed {
+            // RFC 7692: append the removed sync-flush tail, inflate without expecting an end.
+            let mut data = payload.clone();
+            data.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            let mut out = Vec::with_capacity(4096);
+            flate2::Decompress::new(false)
+                .decompress_vec(&data, &mut out, flate2::FlushDecompress::Sync)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        } else {
+            String::from_utf8(payload).unwrap()
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "session");
+    }
 }
