@@ -49,3 +49,39 @@ fn busy_port() {
 fn publish_needs_redis() {
     assert_one_line_error(&["publish", "hi"], "redis");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let port = free_port().to_string();
+    let mut child = std::process::Command::new(server_bin())
+        .args([
+            "--log-format",
+            "json",
+            "--broker",
+            "memory",
+            "--instances",
+            "1",
+            "--base-port",
+            &port,
+        ])
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_healthy(port.parse().unwrap(), std::time::Duration::from_secs(10)));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<_> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+}

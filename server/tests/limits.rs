@@ -135,3 +135,24 @@ async fn slow_consumer_loses_server_events_first() {
     );
     assert_eq!(metric(port, "ws_connections_open").await, 1.0);
 }
+
+#[tokio::test]
+async fn a_client_that_never_sends_its_handshake_is_dropped() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::start(1, &["--broker", "memory", "--handshake-timeout", "500ms"]);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.base_port))
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "connection still open after 5 s"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "dropped after {:?}",
+        start.elapsed()
+    );
+}
