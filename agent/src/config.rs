@@ -7,7 +7,11 @@ use clap::Parser;
 
 /// Options of `ws-agent` (also built by the coordinator for in-process agents).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ws-agent", version, about = "wsload agent: opens the WebSocket sessions a coordinator assigns")]
+#[command(
+    name = "ws-agent",
+    version,
+    about = "wsload agent: opens the WebSocket sessions a coordinator assigns"
+)]
 pub struct AgentOpts {
     /// Coordinator gRPC URL (agents dial out, so they may sit behind NAT).
     #[arg(long, env = "WSLOAD_COORDINATOR", default_value = "http://127.0.0.1:7700")]
@@ -49,6 +53,14 @@ pub struct AgentOpts {
     /// Only attack these hosts or CIDR ranges (repeatable); others are refused.
     #[arg(long = "allow-target", env = "WSLOAD_ALLOW_TARGET", value_delimiter = ',')]
     pub allow_targets: Vec<String>,
+
+    /// PEM CA certificate of the coordinator's TLS certificate (for https:// URLs).
+    #[arg(long, env = "WSLOAD_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Name to verify in the coordinator's certificate [default: the URL's host].
+    #[arg(long, env = "WSLOAD_TLS_DOMAIN")]
+    pub tls_domain: Option<String>,
 
     /// Heartbeat period.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, hide = true)]

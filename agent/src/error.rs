@@ -12,7 +12,9 @@ pub enum AgentError {
         reason: String,
     },
     /// The coordinator speaks another protocol version.
-    #[error("protocol version mismatch: this agent speaks wsload protocol {agent}, the coordinator refused it: {detail}")]
+    #[error(
+        "protocol version mismatch: this agent speaks wsload protocol {agent}, the coordinator refused it: {detail}"
+    )]
     VersionMismatch {
         /// Our version.
         agent: u32,

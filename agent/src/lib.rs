@@ -13,6 +13,7 @@ pub mod resources;
 pub mod runner;
 pub mod runs;
 pub mod session;
+pub mod tls;
 pub mod wire;
 
 use std::sync::Arc;
@@ -39,8 +40,21 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
         });
     }
     if !(1.0..=100.0).contains(&opts.max_memory) {
-        return Err(AgentError::InvalidOption { field: "max-memory", reason: "must be a percentage in 1..=100".into() });
+        return Err(AgentError::InvalidOption {
+            field: "max-memory",
+            reason: "must be a percentage in 1..=100".into(),
+        });
     }
+    let tls = tls::ClientTls::load(opts.tls_ca.as_deref(), opts.tls_domain.clone()).map_err(|reason| {
+        AgentError::InvalidOption {
+            field: "tls-ca",
+            reason,
+        }
+    })?;
+    tls::endpoint(&opts.coordinator, tls.as_ref()).map_err(|reason| AgentError::InvalidOption {
+        field: "coordinator",
+        reason,
+    })?;
     let files = limits::raise_nofile();
     let source_ips: Arc<[std::net::IpAddr]> = opts.source_ips.clone().map(|s| s.0).unwrap_or_default().into();
     let max_sessions = limits::max_sessions(files, source_ips.len(), opts.max_sessions);
@@ -95,6 +109,7 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
     let mut ctx = LinkCtx {
         url: &opts.coordinator,
         token: opts.token.clone(),
+        tls,
         hello,
         heartbeat: opts.heartbeat,
         resources: res_rx,

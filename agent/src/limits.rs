@@ -42,7 +42,10 @@ mod tests {
         let l = FileLimits { soft: 1024, hard: 4096 };
         assert_eq!(max_sessions(l, 1, None), 768);
         assert_eq!(max_sessions(l, 1, Some(10)), 10);
-        let big = FileLimits { soft: 1_000_000, hard: 1_000_000 };
+        let big = FileLimits {
+            soft: 1_000_000,
+            hard: 1_000_000,
+        };
         assert_eq!(max_sessions(big, 2, None), 56_000);
     }
 }

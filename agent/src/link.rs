@@ -6,13 +6,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, timeout, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Endpoint;
-use tonic::Code;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
+use tonic::Code;
 use wsload_proto::pb::{
-    agent_link_client::AgentLinkClient, agent_message, coordinator_message, AgentMessage, ClockPong, CoordinatorMessage,
-    Heartbeat, Hello, ResourceSample,
+    agent_link_client::AgentLinkClient, agent_message, coordinator_message, AgentMessage, ClockPong,
+    CoordinatorMessage, Heartbeat, Hello, ResourceSample,
 };
 
 use crate::error::AgentError;
@@ -45,7 +44,9 @@ pub enum Command {
 
 /// Now as microseconds since the Unix epoch.
 pub fn unix_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Adds the shared token to every request.
@@ -67,6 +68,8 @@ pub struct LinkCtx<'a> {
     pub url: &'a str,
     /// Token for the interceptor.
     pub token: Option<String>,
+    /// TLS settings for https:// coordinators.
+    pub tls: Option<crate::tls::ClientTls>,
     /// The hello we send.
     pub hello: Hello,
     /// Heartbeat period.
@@ -82,9 +85,10 @@ pub struct LinkCtx<'a> {
 fn refused(status: &tonic::Status, agent_version: u32) -> Option<AgentError> {
     let msg = status.message().to_string();
     match status.code() {
-        Code::FailedPrecondition if msg.contains("protocol version") => {
-            Some(AgentError::VersionMismatch { agent: agent_version, detail: msg })
-        }
+        Code::FailedPrecondition if msg.contains("protocol version") => Some(AgentError::VersionMismatch {
+            agent: agent_version,
+            detail: msg,
+        }),
         Code::Unauthenticated => Some(AgentError::Unauthenticated(msg)),
         Code::PermissionDenied | Code::FailedPrecondition | Code::InvalidArgument => Some(AgentError::Refused(msg)),
         _ => None,
@@ -93,8 +97,11 @@ fn refused(status: &tonic::Status, agent_version: u32) -> Option<AgentError> {
 
 /// One connection: returns how it ended, or a permanent refusal.
 pub async fn connect_once(ctx: &mut LinkCtx<'_>, cancel: &CancellationToken) -> Result<LinkEnd, AgentError> {
-    let endpoint = Endpoint::from_shared(ctx.url.to_string())
-        .map_err(|e| AgentError::InvalidOption { field: "coordinator", reason: e.to_string() })?
+    let endpoint = crate::tls::endpoint(ctx.url, ctx.tls.as_ref())
+        .map_err(|reason| AgentError::InvalidOption {
+            field: "coordinator",
+            reason,
+        })?
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(Duration::from_secs(2))
         .keep_alive_timeout(Duration::from_secs(4));
@@ -146,7 +153,7 @@ pub async fn connect_once(ctx: &mut LinkCtx<'_>, cancel: &CancellationToken) -> 
         send(agent_message::Body::Heartbeat(Heartbeat {
             seq,
             agent_unix_micros: unix_micros(),
-            resources: Some(res.borrow().clone()),
+            resources: Some(*res.borrow()),
             pong,
         }))
     };

@@ -157,16 +157,25 @@ mod tests {
         w.record(Event::Started);
         w.record(Event::Connected(Duration::from_millis(2)));
         w.record(Event::Sent(3));
-        w.record(Event::Response { intended: Duration::from_millis(5), actual: Duration::from_millis(4) });
+        w.record(Event::Response {
+            intended: Duration::from_millis(5),
+            actual: Duration::from_millis(4),
+        });
         w.record(Event::ConnectFailed("connect_refused"));
         let m = w.take("r", 0, None);
         let c = m.counters.unwrap();
-        assert_eq!((c.sessions_started, c.connects_ok, c.messages_sent, c.responses), (1, 1, 3, 1));
+        assert_eq!(
+            (c.sessions_started, c.connects_ok, c.messages_sent, c.responses),
+            (1, 1, 3, 1)
+        );
         assert_eq!(c.errors.get("connect_refused"), Some(&1));
         assert_eq!(m.active_sessions, 1);
         let rtt = hist::decode(&m.histograms.unwrap().rtt_intended).unwrap();
         assert_eq!(rtt.len(), 1);
-        w.record(Event::Closed { ok: true, connected: true });
+        w.record(Event::Closed {
+            ok: true,
+            connected: true,
+        });
         let m2 = w.take("r", 1, None);
         assert_eq!(m2.active_sessions, 0);
         assert_eq!(m2.counters.unwrap().sessions_completed, 1);

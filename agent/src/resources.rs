@@ -16,7 +16,12 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler with the agent's throttle limits.
     pub fn new(max_memory_percent: f64, max_rss_bytes: Option<u64>) -> Self {
-        Sampler { sys: System::new(), pid: sysinfo::get_current_pid().ok(), max_memory_percent, max_rss_bytes }
+        Sampler {
+            sys: System::new(),
+            pid: sysinfo::get_current_pid().ok(),
+            max_memory_percent,
+            max_rss_bytes,
+        }
     }
 
     /// Total system memory in bytes.
@@ -37,12 +42,20 @@ impl Sampler {
                     true,
                     ProcessRefreshKind::nothing().with_memory().with_cpu(),
                 );
-                self.sys.process(pid).map_or((0, 0.0), |p| (p.memory(), f64::from(p.cpu_usage())))
+                self.sys
+                    .process(pid)
+                    .map_or((0, 0.0), |p| (p.memory(), f64::from(p.cpu_usage())))
             }
             None => (0, 0.0),
         };
-        let throttled = memory_used_percent > self.max_memory_percent
-            || self.max_rss_bytes.is_some_and(|cap| rss_bytes > cap);
-        ResourceSample { memory_used_percent, rss_bytes, cpu_percent, open_sessions, throttled }
+        let throttled =
+            memory_used_percent > self.max_memory_percent || self.max_rss_bytes.is_some_and(|cap| rss_bytes > cap);
+        ResourceSample {
+            memory_used_percent,
+            rss_bytes,
+            cpu_percent,
+            open_sessions,
+            throttled,
+        }
     }
 }

@@ -8,7 +8,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
-use wsload_proto::pb::{agent_message::Body, batch_ack::State, AgentMessage, Assign, BatchAck, ResourceSample, RunFinished};
+use wsload_proto::pb::{
+    agent_message::Body, batch_ack::State, AgentMessage, Assign, BatchAck, ResourceSample, RunFinished,
+};
 use yawc::{DeflatePool, Options};
 
 use crate::config::target_allowed;
@@ -44,7 +46,9 @@ struct Active {
 
 /// yawc client options: small buffers, and pooled no-context-takeover deflate when asked.
 pub fn ws_options(compression: bool, pool: &DeflatePool) -> Options {
-    let o = Options::default().with_read_buffer_capacity(4096).with_write_buffer_capacity(1024);
+    let o = Options::default()
+        .with_read_buffer_capacity(4096)
+        .with_write_buffer_capacity(1024);
     if compression {
         o.with_low_latency_compression()
             .client_no_context_takeover()
@@ -58,11 +62,28 @@ pub fn ws_options(compression: bool, pool: &DeflatePool) -> Options {
 async fn refuse(shared: &Shared, a: &Assign, why: String) {
     tracing::warn!(run = %a.run_id, "refusing assignment: {why}");
     for b in &a.batches {
-        let ack = BatchAck { run_id: a.run_id.clone(), batch_id: b.batch_id, state: State::Refused as i32, detail: why.clone() };
-        let _ = shared.out.send(AgentMessage { body: Some(Body::BatchAck(ack)) }).await;
+        let ack = BatchAck {
+            run_id: a.run_id.clone(),
+            batch_id: b.batch_id,
+            state: State::Refused as i32,
+            detail: why.clone(),
+        };
+        let _ = shared
+            .out
+            .send(AgentMessage {
+                body: Some(Body::BatchAck(ack)),
+            })
+            .await;
     }
-    let fin = RunFinished { run_id: a.run_id.clone() };
-    let _ = shared.out.send(AgentMessage { body: Some(Body::RunFinished(fin)) }).await;
+    let fin = RunFinished {
+        run_id: a.run_id.clone(),
+    };
+    let _ = shared
+        .out
+        .send(AgentMessage {
+            body: Some(Body::RunFinished(fin)),
+        })
+        .await;
 }
 
 async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
@@ -83,11 +104,19 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
     };
     let host = url.host_str().unwrap_or_default().to_string();
     if !target_allowed(&shared.allow_targets, &host) {
-        refuse(shared, &a, format!("target {host} is not in this agent's --allow-target list")).await;
+        refuse(
+            shared,
+            &a,
+            format!("target {host} is not in this agent's --allow-target list"),
+        )
+        .await;
         return None;
     }
     let port = url.port_or_known_default().unwrap_or(80);
-    let addr = match tokio::net::lookup_host((host.as_str(), port)).await.map(|mut it| it.next()) {
+    let addr = match tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map(|mut it| it.next())
+    {
         Ok(Some(addr)) => addr,
         _ => {
             refuse(shared, &a, format!("cannot resolve {host}")).await;
@@ -103,8 +132,12 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         options: options.clone(),
         source_ips: source_ips.clone(),
         connect_timeout: ms(plan.connect_timeout_ms.max(1)),
-        response_timeout: ms(if plan.response_timeout_ms == 0 { 10_000 } else { plan.response_timeout_ms }),
-        messages: plan.messages_per_session,
+        response_timeout: ms(if plan.response_timeout_ms == 0 {
+            10_000
+        } else {
+            plan.response_timeout_ms
+        }),
+        messages: plan.messages_per_session.unwrap_or(30),
         interval: ms(plan.message_interval_ms),
         hold: ms(plan.hold_ms),
         payload_size: usize::try_from(plan.payload_size).unwrap_or(usize::MAX),
@@ -128,7 +161,13 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
     };
     tracing::info!(run = %a.run_id, target = %plan.target, "assignment accepted");
     let handle = tokio::spawn(runner::run(input, links, cancel.clone()));
-    Some(Active { run_id: a.run_id, cancel, start: Some(start_tx), more: more_tx, handle })
+    Some(Active {
+        run_id: a.run_id,
+        cancel,
+        start: Some(start_tx),
+        more: more_tx,
+        handle,
+    })
 }
 
 /// Processes commands until `cancel`; then stops the active run and waits for it.

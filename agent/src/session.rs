@@ -74,35 +74,61 @@ fn classify(frame: &Frame) -> Incoming {
 
 /// Runs session number `index` to its end and reports it.
 pub async fn run_session(ctx: Arc<SessionCtx>, index: u64, cancel: CancellationToken) {
+    // Phases are boxed so their (large) state is freed once done: an idle session
+    // holding for minutes keeps only the small hold state in its task.
+    let Some(mut ws) = Box::pin(open(&ctx, index, &cancel)).await else {
+        return;
+    };
+    let result = drive(&ctx, &mut ws, &cancel).await;
+    Box::pin(finish(&ctx, ws, result)).await;
+}
+
+/// Connects within the connect timeout and reports the outcome.
+async fn open(ctx: &SessionCtx, index: u64, cancel: &CancellationToken) -> Option<Ws> {
     let ev = &ctx.events;
     let _ = ev.send(Event::Started).await;
     let t0 = Instant::now();
     let connected = tokio::select! {
         _ = cancel.cancelled() => Err("aborted"),
-        r = timeout(ctx.connect_timeout, connect(&ctx, index)) => r.unwrap_or(Err("connect_timeout")),
+        r = timeout(ctx.connect_timeout, connect(ctx, index)) => r.unwrap_or(Err("connect_timeout")),
     };
-    let mut ws = match connected {
-        Ok(ws) => ws,
+    match connected {
+        Ok(ws) => {
+            let _ = ev.send(Event::Connected(t0.elapsed())).await;
+            Some(ws)
+        }
         Err(kind) => {
             let _ = ev.send(Event::ConnectFailed(kind)).await;
-            return;
+            None
         }
-    };
-    let _ = ev.send(Event::Connected(t0.elapsed())).await;
-    let result = drive(&ctx, &mut ws, &cancel).await;
+    }
+}
+
+/// Reports how the session ended and closes it with 1000 when it is still open.
+async fn finish(ctx: &SessionCtx, mut ws: Ws, result: Result<(), &'static str>) {
+    let ev = &ctx.events;
     let ok = result.is_ok();
     if let Err(kind) = result {
         let _ = ev.send(Event::Failed(kind)).await;
     }
-    if ok || matches!(result, Err("aborted" | "error_event" | "response_timeout" | "session_timeout")) {
+    if ok
+        || matches!(
+            result,
+            Err("aborted" | "error_event" | "response_timeout" | "session_timeout")
+        )
+    {
         close(&mut ws).await;
     }
     let _ = ev.send(Event::Closed { ok, connected: true }).await;
 }
 
 async fn connect(ctx: &SessionCtx, index: u64) -> Result<Ws, &'static str> {
-    let socket = if ctx.addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-        .map_err(|_| "socket_error")?;
+    let socket = if ctx.addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|_| "socket_error")?;
     if !ctx.source_ips.is_empty() {
         let ip = ctx.source_ips[(index % ctx.source_ips.len() as u64) as usize];
         socket.bind(SocketAddr::new(ip, 0)).map_err(|_| "bind_error")?;
@@ -119,6 +145,13 @@ async fn connect(ctx: &SessionCtx, index: u64) -> Result<Ws, &'static str> {
 
 /// Everything after the upgrade; `Err` carries the error kind.
 async fn drive(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Result<(), &'static str> {
+    Box::pin(session_event(ctx, ws, cancel)).await?;
+    Box::pin(exchange(ctx, ws, cancel)).await?;
+    hold(ctx, ws, cancel).await
+}
+
+/// Waits for the server's `session` event.
+async fn session_event(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Result<(), &'static str> {
     let ev = &ctx.events;
     let opened = Instant::now();
     // 1. The session event.
@@ -140,10 +173,15 @@ async fn drive(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Res
         }
     }
     let _ = ev.send(Event::SessionEvent(opened.elapsed())).await;
+    Ok(())
+}
 
+/// Sends the messages and matches every response to the message that caused it.
+async fn exchange(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Result<(), &'static str> {
+    let ev = &ctx.events;
     // 2. Messages, each response matched by messageCount to the message that caused it.
     let n = ctx.messages;
-    let mut sent_at: Vec<(Instant, Instant)> = Vec::with_capacity(n as usize);
+    let mut sent_at: Vec<Option<(Instant, Instant)>> = Vec::with_capacity(n as usize);
     let mut received = 0u64;
     let first_due = Instant::now();
     let due = |i: u64| first_due + ctx.interval * u32::try_from(i).unwrap_or(u32::MAX);
@@ -159,7 +197,7 @@ async fn drive(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Res
                 for i in sent..sent + burst {
                     let text = wire::client_message(i + 1, ctx.payload_size);
                     ws.feed(Frame::text(text)).await.map_err(|_| "send_error")?;
-                    sent_at.push((due(i), Instant::now()));
+                    sent_at.push(Some((due(i), Instant::now())));
                 }
                 ws.flush().await.map_err(|_| "send_error")?;
                 let _ = ev.send(Event::Sent(burst)).await;
@@ -170,7 +208,10 @@ async fn drive(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Res
                 let now = Instant::now();
                 match classify(&frame) {
                     Incoming::Response(count) => {
-                        let Some(&(intended, actual)) = count.checked_sub(1).and_then(|i| sent_at.get(i as usize)) else {
+                        // Matched by count (the server's per-session counter); each
+                        // message is answered at most once.
+                        let slot = count.checked_sub(1).and_then(|i| sent_at.get_mut(usize::try_from(i).ok()?));
+                        let Some((intended, actual)) = slot.and_then(Option::take) else {
                             return Err("unmatched_response");
                         };
                         received += 1;
@@ -187,7 +228,12 @@ async fn drive(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Res
         }
     }
 
-    // 3. Hold, still counting broadcasts.
+    Ok(())
+}
+
+/// Holds the session open, still counting broadcasts.
+async fn hold(ctx: &SessionCtx, ws: &mut Ws, cancel: &CancellationToken) -> Result<(), &'static str> {
+    let ev = &ctx.events;
     let hold_until = Instant::now() + ctx.hold;
     loop {
         let r = tokio::select! {
@@ -220,4 +266,33 @@ async fn close(ws: &mut Ws) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle session's task must stay small: its phases are boxed so only the hold
+    /// state and the socket remain (the RSS budget is ~8 KB per session in total).
+    #[test]
+    fn session_task_stays_small() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let ctx = std::sync::Arc::new(super::SessionCtx {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            url: url::Url::parse("ws://127.0.0.1:1/").unwrap(),
+            options: yawc::Options::default(),
+            source_ips: Vec::new().into(),
+            connect_timeout: std::time::Duration::from_secs(1),
+            response_timeout: std::time::Duration::from_secs(1),
+            messages: 1,
+            interval: std::time::Duration::ZERO,
+            hold: std::time::Duration::ZERO,
+            payload_size: 0,
+            events: tx,
+        });
+        let f = super::run_session(ctx, 0, tokio_util::sync::CancellationToken::new());
+        assert!(
+            std::mem::size_of_val(&f) <= 1280,
+            "session future is {} bytes",
+            std::mem::size_of_val(&f)
+        );
+    }
 }

@@ -60,7 +60,12 @@ mod tests {
         let r = br#"{"type":"response","message":"Message received successfully!","messageCount":3}"#;
         assert_eq!(parse(r), Some(ServerMessage::Response { message_count: 3 }));
         let e = br#"{"type":"error","message":"Failed to process message","error":"x"}"#;
-        assert_eq!(parse(e), Some(ServerMessage::Error { error: Some("x".into()) }));
+        assert_eq!(
+            parse(e),
+            Some(ServerMessage::Error {
+                error: Some("x".into())
+            })
+        );
         let ev = br#"{"type":"server-event","message":"m","timestamp":"t"}"#;
         assert_eq!(parse(ev), Some(ServerMessage::ServerEvent));
         assert_eq!(parse(br#"{"type":"zzz"}"#), Some(ServerMessage::Other));

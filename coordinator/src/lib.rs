@@ -1,4 +1,19 @@
-//! Coordinator library (placeholder until the load generator issue lands).
+//! Coordinator library: splits WebSocket connection batches across agents, merges
+//! their per-second metrics (histograms merged, never percentiles averaged), shows
+//! live progress and writes the report.
+//!
+//! The `ws-coordinator` binary is a thin wrapper around [`cli::execute`]; tests call
+//! the same functions with `Cli::parse_from(..)`.
 
+pub mod auth;
+pub mod cli;
+pub mod control_service;
+pub mod exit;
+pub mod hub;
+pub mod link_service;
+pub mod plan;
+pub mod progress;
 pub mod report;
+pub mod schedule;
+pub mod server;
 pub mod thresholds;

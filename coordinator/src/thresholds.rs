@@ -21,6 +21,9 @@
 //! `STAT` is `min`, `max`, `mean` (or `avg`) or a percentile `pN` with `0 < N <= 100`
 //! (`p50`, `p95`, `p99.9`; `p99_9` is accepted too). A metric without data (no RTT
 //! sample, no connection attempt) has no observed value and fails its threshold.
+//!
+//! Percentiles come from the merged whole-run HDR histogram (3 significant figures),
+//! so an observed percentile is exact to within 0.1 %.
 
 use std::fmt;
 
@@ -217,9 +220,7 @@ impl Metric {
         match self {
             Metric::Latency(..) => Kind::Latency,
             Metric::ConnectErrorRate | Metric::ResponseErrorRate | Metric::ErrorRate => Kind::Rate,
-            Metric::MessagesPerSecond | Metric::SentPerSecond | Metric::ConnectionsPerSecond => {
-                Kind::PerSecond
-            }
+            Metric::MessagesPerSecond | Metric::SentPerSecond | Metric::ConnectionsPerSecond => Kind::PerSecond,
             Metric::Count(_) => Kind::Count,
         }
     }
@@ -430,16 +431,12 @@ fn parse_stat(s: &str) -> Option<Stat> {
 
 /// Splits `12.5ms` into `(12.5, "ms")`.
 fn split_number(s: &str) -> Result<(f64, &str), String> {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(end);
     if num.is_empty() {
         return Err("expected a non-negative number".to_owned());
     }
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{num}` is not a number"))?;
+    let n: f64 = num.parse().map_err(|_| format!("`{num}` is not a number"))?;
     Ok((n, unit.trim()))
 }
 
@@ -476,7 +473,9 @@ fn parse_value(kind: Kind, s: &str) -> Result<f64, String> {
         },
         Kind::PerSecond => match unit {
             "" | "/s" => Ok(n),
-            other => Err(format!("unknown unit `{other}` for a rate per second (use a number, optionally /s)")),
+            other => Err(format!(
+                "unknown unit `{other}` for a rate per second (use a number, optionally /s)"
+            )),
         },
         Kind::Count => match unit {
             "" => Ok(n),
@@ -504,4 +503,306 @@ impl Threshold {
 /// Evaluates every threshold, in order.
 pub fn evaluate(thresholds: &[Threshold], report: &RunReport) -> Vec<ThresholdResult> {
     thresholds.iter().map(|t| t.evaluate(report)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::report::model::{PlanEcho, RunHistograms, RunOutcome, Totals};
+
+    fn th(s: &str) -> Threshold {
+        parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> ThresholdError {
+        match parse(s) {
+            Ok(t) => panic!("{s} parsed as {t:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// RTT samples 1..=1000 µs; connect 1000..=1099 µs; 99 opened + 1 failed
+    /// connections; 19,900 sent, 19,891 responses, 9 failed responses, over 10 s.
+    fn report() -> RunReport {
+        let mut histograms = RunHistograms::default();
+        for v in 1..=1000 {
+            histograms.rtt_intended.record(v).unwrap();
+        }
+        for v in 1000..1100 {
+            histograms.connect.record(v).unwrap();
+        }
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        RunReport {
+            run_id: "t".into(),
+            target: "ws://127.0.0.1/ws".into(),
+            plan: PlanEcho::default(),
+            started_at: t0,
+            ended_at: t0,
+            duration: Duration::from_secs(10),
+            outcome: RunOutcome::Completed,
+            totals: Totals {
+                sessions_planned: 100,
+                sessions_opened: 99,
+                failed_connections: 1,
+                failed_responses: 9,
+                messages_sent: 19_900,
+                responses_received: 19_891,
+                lost_sessions: 2,
+                sessions_errored: 3,
+                ..Totals::default()
+            },
+            histograms,
+            windows: Vec::new(),
+            agents: Vec::new(),
+            thresholds: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_examples() {
+        let cases: [(&str, Metric, Op, f64); 7] = [
+            (
+                "rtt_p99<250ms",
+                Metric::Latency(LatencySource::Rtt, Stat::Percentile(99.0)),
+                Op::Lt,
+                250_000.0,
+            ),
+            (
+                "rtt_p50<=100ms",
+                Metric::Latency(LatencySource::Rtt, Stat::Percentile(50.0)),
+                Op::Le,
+                100_000.0,
+            ),
+            (
+                "connect_p95<1s",
+                Metric::Latency(LatencySource::Connect, Stat::Percentile(95.0)),
+                Op::Lt,
+                1_000_000.0,
+            ),
+            ("connect_error_rate<1%", Metric::ConnectErrorRate, Op::Lt, 0.01),
+            ("error_rate<0.5%", Metric::ErrorRate, Op::Lt, 0.005),
+            ("messages_per_second>1000", Metric::MessagesPerSecond, Op::Gt, 1000.0),
+            ("sessions_failed==0", Metric::Count(Count::SessionsFailed), Op::Eq, 0.0),
+        ];
+        for (expr, metric, op, limit) in cases {
+            let t = th(expr);
+            assert_eq!((t.metric, t.op, t.limit), (metric, op, limit), "{expr}");
+            assert_eq!(t.expr, expr);
+        }
+    }
+
+    #[test]
+    fn parses_variants() {
+        let t = th("  rtt_p99.9 >= 800us ");
+        assert_eq!(t.expr, "rtt_p99.9 >= 800us");
+        assert_eq!(t.metric_name, "rtt_p99.9");
+        assert_eq!(t.metric, Metric::Latency(LatencySource::Rtt, Stat::Percentile(99.9)));
+        assert_eq!((t.op, t.limit), (Op::Ge, 800.0));
+        assert_eq!(
+            th("rtt_p99_9<1ms").metric,
+            Metric::Latency(LatencySource::Rtt, Stat::Percentile(99.9))
+        );
+        assert_eq!(
+            th("rtt_actual_max!=2m").metric,
+            Metric::Latency(LatencySource::RttActual, Stat::Max)
+        );
+        assert_eq!(th("rtt_actual_max!=2m").limit, 120_000_000.0);
+        assert_eq!(
+            th("session_avg<5µs").metric,
+            Metric::Latency(LatencySource::SessionEvent, Stat::Mean)
+        );
+        assert_eq!(th("session_avg<5µs").limit, 5.0);
+        assert_eq!(th("connect_min>1.5ms").limit, 1_500.0);
+        assert_eq!(th("response_error_rate<0.01").limit, 0.01);
+        assert_eq!(th("connections_per_second>=600/s").limit, 600.0);
+        assert_eq!(th("errors<=3").metric, Metric::Count(Count::Errors));
+        assert_eq!(
+            th("rtt_p100<1s").metric,
+            Metric::Latency(LatencySource::Rtt, Stat::Percentile(100.0))
+        );
+        let all = parse_all(&["rtt_p99<250ms", "sessions_failed==0"]).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!("lost_sessions==0".parse::<Threshold>().is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_input_naming_the_bad_part() {
+        assert_eq!(err("   "), ThresholdError::Empty);
+        assert_eq!(
+            err("rtt_p99"),
+            ThresholdError::MissingOperator { expr: "rtt_p99".into() }
+        );
+        assert_eq!(
+            err("rtt_p99=<1ms"),
+            ThresholdError::MissingOperator {
+                expr: "rtt_p99=<1ms".into()
+            }
+        );
+        assert_eq!(
+            err("rtt_p99<"),
+            ThresholdError::MissingValue {
+                expr: "rtt_p99<".into(),
+                op: "<".into()
+            }
+        );
+        assert_eq!(
+            err("latency_p99<1ms"),
+            ThresholdError::UnknownMetric {
+                expr: "latency_p99<1ms".into(),
+                metric: "latency_p99".into()
+            }
+        );
+        assert_eq!(
+            err("<1ms"),
+            ThresholdError::UnknownMetric {
+                expr: "<1ms".into(),
+                metric: "".into()
+            }
+        );
+        for (expr, stat) in [
+            ("rtt_p0<1ms", "p0"),
+            ("rtt_p101<1ms", "p101"),
+            ("rtt_pxx<1ms", "pxx"),
+            ("connect_median<1s", "median"),
+            ("rtt_p<1ms", "p"),
+        ] {
+            match err(expr) {
+                ThresholdError::BadStatistic { stat: s, .. } => assert_eq!(s, stat, "{expr}"),
+                e => panic!("{expr}: {e:?}"),
+            }
+        }
+        for (expr, value, reason_part) in [
+            ("rtt_p99<250", "250", "needs a time unit"),
+            ("rtt_p99<250parsecs", "250parsecs", "unknown time unit `parsecs`"),
+            ("rtt_p99<-1ms", "-1ms", "non-negative number"),
+            ("rtt_p99<1.2.3ms", "1.2.3ms", "`1.2.3` is not a number"),
+            ("error_rate<5", "5", "did you mean 5%"),
+            ("error_rate<150%", "150%", "at most 100%"),
+            ("error_rate<1ms", "1ms", "unknown unit `ms` for a rate"),
+            ("sessions_failed==0ms", "0ms", "a count takes no unit"),
+            ("messages_per_second>fast", "fast", "non-negative number"),
+            ("messages_per_second>10/min", "10/min", "unknown unit `/min`"),
+        ] {
+            match err(expr) {
+                ThresholdError::BadValue {
+                    value: v,
+                    reason,
+                    expr: e,
+                    ..
+                } => {
+                    assert_eq!(v, value, "{expr}");
+                    assert_eq!(e, expr);
+                    assert!(reason.contains(reason_part), "{expr}: {reason}");
+                }
+                e => panic!("{expr}: {e:?}"),
+            }
+        }
+        // Messages name the offending part.
+        assert!(err("latency_p99<1ms").to_string().contains("`latency_p99`"));
+        assert!(err("rtt_p99<250").to_string().contains("bad value `250` for `rtt_p99`"));
+        assert!(parse_all(&["rtt_p99<1s", "nope<1"]).is_err());
+    }
+
+    #[test]
+    fn evaluates_on_merged_data_with_exact_numbers() {
+        let r = report();
+        let results = evaluate(
+            &parse_all(&[
+                "rtt_p50<=500us",
+                "rtt_p50<500us",
+                "rtt_p99<1ms",
+                "rtt_max==1ms",
+                "rtt_min==1us",
+                "rtt_mean>500us",
+                "connect_p50==1049us",
+                "connect_error_rate<1%",
+                "connect_error_rate<=1%",
+                "error_rate<0.05%",
+                "error_rate<=0.0005",
+                "response_error_rate>0",
+                "messages_per_second>1989",
+                "sent_per_second==1990",
+                "connections_per_second==9.9",
+                "sessions_failed==0",
+                "sessions_failed==6",
+                "lost_sessions!=0",
+            ])
+            .unwrap(),
+            &r,
+        );
+        let got: Vec<(&str, Option<f64>, &str, bool)> = results
+            .iter()
+            .map(|t| (t.expr.as_str(), t.observed, t.observed_display.as_str(), t.passed))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("rtt_p50<=500us", Some(500.0), "0.500ms", true),
+                ("rtt_p50<500us", Some(500.0), "0.500ms", false),
+                ("rtt_p99<1ms", Some(990.0), "0.990ms", true),
+                ("rtt_max==1ms", Some(1000.0), "1.000ms", true),
+                ("rtt_min==1us", Some(1.0), "0.001ms", true),
+                ("rtt_mean>500us", Some(500.5), "0.500ms", true),
+                ("connect_p50==1049us", Some(1049.0), "1.049ms", true),
+                ("connect_error_rate<1%", Some(0.01), "1.000%", false),
+                ("connect_error_rate<=1%", Some(0.01), "1.000%", true),
+                ("error_rate<0.05%", Some(0.0005), "0.050%", false),
+                ("error_rate<=0.0005", Some(0.0005), "0.050%", true),
+                ("response_error_rate>0", Some(9.0 / 19_900.0), "0.045%", true),
+                ("messages_per_second>1989", Some(1989.1), "1989.1/s", true),
+                ("sent_per_second==1990", Some(1990.0), "1990.0/s", true),
+                ("connections_per_second==9.9", Some(9.9), "9.9/s", true),
+                ("sessions_failed==0", Some(6.0), "6", false),
+                ("sessions_failed==6", Some(6.0), "6", true),
+                ("lost_sessions!=0", Some(2.0), "2", true),
+            ]
+        );
+        assert_eq!(results[0].metric, "rtt_p50");
+    }
+
+    #[test]
+    fn no_data_fails() {
+        let mut r = report();
+        r.duration = Duration::ZERO;
+        r.totals = Totals::default();
+        let results = evaluate(
+            &parse_all(&[
+                "rtt_actual_p99<1s",
+                "connect_error_rate<1%",
+                "messages_per_second>=0",
+                "errors==0",
+            ])
+            .unwrap(),
+            &r,
+        );
+        for res in &results[..3] {
+            assert_eq!(res.observed, None, "{}", res.expr);
+            assert_eq!(res.observed_display, "n/a (no data)");
+            assert!(!res.passed);
+        }
+        assert!(results[3].passed);
+    }
+
+    #[test]
+    fn operators_compare() {
+        let cases = [
+            (Op::Lt, [false, false, true]),
+            (Op::Le, [false, true, true]),
+            (Op::Gt, [true, false, false]),
+            (Op::Ge, [true, true, false]),
+            (Op::Eq, [false, true, false]),
+            (Op::Ne, [true, false, true]),
+        ];
+        for (op, expect) in cases {
+            assert_eq!(
+                [op.holds(2.0, 1.0), op.holds(1.0, 1.0), op.holds(0.0, 1.0)],
+                expect,
+                "{op}"
+            );
+        }
+    }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use wsload_coordinator::report::{
-    self, charts, merged, new_histogram, AgentReport, LatencyStats, MemorySample, PlanEcho,
-    RunHistograms, RunOutcome, RunReport, Totals, Window,
+    self, charts, merged, new_histogram, AgentReport, LatencyStats, MemorySample, PlanEcho, RunHistograms, RunOutcome,
+    RunReport, Totals, Window,
 };
 use wsload_coordinator::thresholds;
 
@@ -129,8 +129,7 @@ fn sample_report() -> RunReport {
         agents,
         thresholds: Vec::new(),
     };
-    let ths = thresholds::parse_all(&["rtt_p99<250ms", "connect_error_rate<1%", "sessions_failed==0"])
-        .unwrap();
+    let ths = thresholds::parse_all(&["rtt_p99<250ms", "connect_error_rate<1%", "sessions_failed==0"]).unwrap();
     r.thresholds = thresholds::evaluate(&ths, &r);
     r
 }
@@ -166,13 +165,15 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 fn schema_validator() -> jsonschema::Validator {
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results-schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     jsonschema::draft202012::new(&schema).expect("schema compiles")
 }
 
 fn assert_valid(v: &jsonschema::Validator, doc: &serde_json::Value) {
-    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "results.json does not match schema: {errors:#?}");
 }
 
@@ -191,8 +192,7 @@ fn check_artefacts(report: &RunReport, dir: &Path) {
         assert_eq!(png_size(&dir.join(chart)), charts::CHART_SIZE, "{chart}");
     }
     let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(report::RESULTS_JSON)).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join(report::RESULTS_JSON)).unwrap()).unwrap();
     assert_valid(&schema_validator(), &doc);
     let csv = std::fs::read_to_string(dir.join(report::TIMESERIES_CSV)).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -278,7 +278,11 @@ fn merged_percentiles_equal_those_of_one_histogram_of_all_samples() {
     let mut all = new_histogram();
     for i in 0..50_000u64 {
         // Two agents with very different latency profiles.
-        let v = if i % 2 == 0 { 1_000 + rng.next() % 2_000 } else { 5_000 + rng.next() % 200_000 };
+        let v = if i % 2 == 0 {
+            1_000 + rng.next() % 2_000
+        } else {
+            5_000 + rng.next() % 200_000
+        };
         if i % 2 == 0 { a.record(v) } else { b.record(v) }.unwrap();
         all.record(v).unwrap();
     }

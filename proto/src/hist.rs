@@ -56,8 +56,7 @@ pub fn merge_into(into: &mut Histogram<u64>, bytes: &[u8]) -> Result<(), HistErr
         return Ok(());
     }
     let h = decode(bytes)?;
-    into.add(&h)
-        .map_err(|e| HistError::Decode(format!("{e:?}")))
+    into.add(&h).map_err(|e| HistError::Decode(format!("{e:?}")))
 }
 
 #[cfg(test)]

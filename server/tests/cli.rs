@@ -53,7 +53,7 @@ fn publish_needs_redis() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let port = free_port().to_string();
-    let mut child = std::process::Command::new(server_bin())
+    let child = std::process::Command::new(server_bin())
         .args([
             "--log-format",
             "json",

@@ -9,9 +9,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::font::{self, FAMILY};
-use super::histogram_chart;
 use super::model::{LatencyStats, RunReport};
 use super::ReportError;
+use super::{histogram_chart, memory_chart};
 
 /// Width and height of every chart, pixels.
 pub const CHART_SIZE: (u32, u32) = (1200, 700);
@@ -49,6 +49,8 @@ struct Series {
     color: RGBColor,
     /// `(seconds since start, value)` points in time order.
     points: Vec<(f64, f64)>,
+    /// Drawn against the right-hand axis (small counts next to large ones).
+    right: bool,
 }
 
 /// What a line chart shows.
@@ -59,8 +61,8 @@ struct LineChart<'a> {
     title: String,
     /// Y axis description including the unit.
     y_desc: &'a str,
-    /// Fixed top of the y axis (e.g. 100 for percentages); otherwise from the data.
-    y_max: Option<f64>,
+    /// Right-hand axis description, for charts with `right` series.
+    y2_desc: Option<&'a str>,
     /// The lines.
     series: Vec<Series>,
 }
@@ -74,6 +76,8 @@ pub fn write_charts(report: &RunReport, out_dir: &Path) -> Result<Vec<PathBuf>, 
         let path = out_dir.join(file);
         if file == "latency-histogram.png" {
             histogram_chart::draw(&path, file, &report.histograms.rtt_intended)?;
+        } else if file == "memory-usage-chart.png" {
+            memory_chart::draw(&path, file, report, x_max)?;
         } else {
             let spec = line_chart(report, file);
             draw_line_chart(&path, &spec, x_max)?;
@@ -91,21 +95,11 @@ fn x_extent(report: &RunReport) -> f64 {
         .iter()
         .flat_map(|a| a.memory.iter().map(|m| m.t))
         .fold(0.0, f64::max);
-    report
-        .duration
-        .as_secs_f64()
-        .max(last_window)
-        .max(last_sample)
-        .max(1.0)
+    report.duration.as_secs_f64().max(last_window).max(last_sample).max(1.0)
 }
 
 /// A per-second latency line: `pick` reads one statistic (µs) of a window's RTT.
-fn latency_series(
-    report: &RunReport,
-    name: &str,
-    color: RGBColor,
-    pick: impl Fn(&LatencyStats) -> f64,
-) -> Series {
+fn latency_series(report: &RunReport, name: &str, color: RGBColor, pick: impl Fn(&LatencyStats) -> f64) -> Series {
     let points = report
         .windows
         .iter()
@@ -115,65 +109,52 @@ fn latency_series(
         name: name.to_owned(),
         color,
         points,
+        right: false,
     }
 }
 
 /// A per-second counter line.
-fn count_series(report: &RunReport, name: &str, color: RGBColor, pick: impl Fn(&super::model::Window) -> u64) -> Series {
+fn count_series(
+    report: &RunReport,
+    name: &str,
+    color: RGBColor,
+    pick: impl Fn(&super::model::Window) -> u64,
+) -> Series {
     Series {
         name: name.to_owned(),
         color,
         points: report.windows.iter().map(|w| (w.t as f64, pick(w) as f64)).collect(),
+        right: false,
     }
 }
 
 fn line_chart<'a>(report: &RunReport, file: &'a str) -> LineChart<'a> {
     const RTT: &str = "RTT from intended send (ms)";
     let p = PALETTE;
-    let (title, y_desc, y_max, series) = match file {
-        "memory-usage-chart.png" => (
-            "System memory use per agent".to_owned(),
-            "System memory used (%)",
-            Some(100.0),
-            report
-                .agents
-                .iter()
-                .enumerate()
-                .map(|(i, a)| Series {
-                    name: format!("{}{}", a.name, if a.lost { " (lost)" } else { "" }),
-                    color: p[i % p.len()],
-                    points: a.memory.iter().map(|m| (m.t, m.system_percent)).collect(),
-                })
-                .collect(),
-        ),
+    let (title, y_desc, series) = match file {
         "avg-latency-chart.png" => (
             "Mean round-trip time per second".to_owned(),
             RTT,
-            None,
             vec![latency_series(report, "mean RTT", p[0], |s| s.mean)],
         ),
         "median-latency-chart.png" => (
             "Median (p50) round-trip time per second".to_owned(),
             RTT,
-            None,
             vec![latency_series(report, "p50 RTT", p[2], |s| s.p50 as f64)],
         ),
         "min-latency-chart.png" => (
             "Minimum round-trip time per second".to_owned(),
             RTT,
-            None,
             vec![latency_series(report, "min RTT", p[4], |s| s.min as f64)],
         ),
         "max-latency-chart.png" => (
             "Maximum round-trip time per second".to_owned(),
             RTT,
-            None,
             vec![latency_series(report, "max RTT", p[1], |s| s.max as f64)],
         ),
         "percentiles-chart.png" => (
             "RTT percentiles per second (merged histograms)".to_owned(),
             RTT,
-            None,
             vec![
                 latency_series(report, "p50", p[2], |s| s.p50 as f64),
                 latency_series(report, "p90", p[0], |s| s.p90 as f64),
@@ -184,7 +165,6 @@ fn line_chart<'a>(report: &RunReport, file: &'a str) -> LineChart<'a> {
         "throughput-chart.png" => (
             format!("Throughput (run average {:.0} responses/s)", report.throughput()),
             "Rate (per second)",
-            None,
             vec![
                 count_series(report, "messages sent/s", p[0], |w| w.messages_sent),
                 count_series(report, "responses/s", p[2], |w| w.responses),
@@ -193,20 +173,26 @@ fn line_chart<'a>(report: &RunReport, file: &'a str) -> LineChart<'a> {
         ),
         _ => (
             "Sessions and failures".to_owned(),
-            "Sessions / failures per second",
-            None,
+            "Active sessions",
             vec![
-                count_series(report, "active sessions", p[0], |w| w.active_sessions),
-                count_series(report, "failed connections/s", p[1], |w| w.connections_failed),
-                count_series(report, "errors/s", p[3], |w| w.errors_total()),
+                count_series(report, "active sessions (left)", p[0], |w| w.active_sessions),
+                Series {
+                    right: true,
+                    ..count_series(report, "failed connections/s (right)", p[1], |w| w.connections_failed)
+                },
+                Series {
+                    right: true,
+                    ..count_series(report, "errors/s (right)", p[3], |w| w.errors_total())
+                },
             ],
         ),
     };
+    let y2_desc = series.iter().any(|s| s.right).then_some("Failures per second");
     LineChart {
         file,
         title,
         y_desc,
-        y_max,
+        y2_desc,
         series,
     }
 }
@@ -240,7 +226,9 @@ pub(crate) fn tick(span: f64) -> impl Fn(&f64) -> String {
 }
 
 /// Writes "no data" in the middle of a plotting area.
-pub(crate) fn no_data<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+pub(crate) fn no_data<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (w, h) = area.dim_in_pixel();
     let style = TextStyle::from((FAMILY, 32).into_font())
         .color(&RGBColor(120, 120, 120))
@@ -251,23 +239,25 @@ pub(crate) fn no_data<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Resu
     area.draw_text("no data", &style, (w as i32 / 2, h as i32 / 2))
 }
 
+fn axis_top<'s>(series: impl Iterator<Item = &'s Series>) -> f64 {
+    y_top(series.flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max))
+}
+
 fn draw_line_chart(path: &Path, spec: &LineChart<'_>, x_max: f64) -> Result<(), ReportError> {
     let err = chart_err(spec.file);
     let root = BitMapBackend::new(path, CHART_SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let data_max = spec
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    let y_max = spec.y_max.unwrap_or_else(|| y_top(data_max));
+    let y_max = axis_top(spec.series.iter().filter(|s| !s.right));
+    let y2_max = axis_top(spec.series.iter().filter(|s| s.right));
     let mut chart = ChartBuilder::on(&root)
         .caption(&spec.title, (FAMILY, 30).into_font())
         .margin(20)
         .x_label_area_size(60)
         .y_label_area_size(90)
+        .right_y_label_area_size(if spec.y2_desc.is_some() { 90 } else { 0 })
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-        .map_err(|e| err(&e))?;
+        .map_err(|e| err(&e))?
+        .set_secondary_coord(0f64..x_max, 0f64..y2_max);
     chart
         .configure_mesh()
         .x_desc("Time since start (s)")
@@ -279,21 +269,44 @@ fn draw_line_chart(path: &Path, spec: &LineChart<'_>, x_max: f64) -> Result<(), 
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(|e| err(&e))?;
+    if let Some(desc) = spec.y2_desc {
+        chart
+            .configure_secondary_axes()
+            .y_desc(desc)
+            .y_label_formatter(&tick(y2_max))
+            .label_style((FAMILY, 18))
+            .axis_desc_style((FAMILY, 20))
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
     let mut any = false;
-    for s in &spec.series {
-        let style = s.color.stroke_width(2);
+    for (i, s) in spec.series.iter().enumerate() {
+        // The first line is drawn wider so an identical later line cannot hide it.
+        let width = if i == 0 && spec.series.len() > 1 { 5 } else { 2 };
         any |= !s.points.is_empty();
         let color = s.color;
-        chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), style))
-            .map_err(|e| err(&e))?
-            .label(&s.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
-        if s.points.len() <= 30 {
-            // Few points: mark them, a single point would otherwise be invisible.
+        let line = LineSeries::new(s.points.iter().copied(), color.stroke_width(width));
+        // Few points: mark them, a single point would otherwise be invisible.
+        let marks = s
+            .points
+            .iter()
+            .take(if s.points.len() <= 30 { usize::MAX } else { 0 })
+            .map(|&p| Circle::new(p, 4, color.filled()));
+        let legend = move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3));
+        if s.right {
             chart
-                .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(|e| err(&e))?;
+                .draw_secondary_series(line)
+                .map_err(|e| err(&e))?
+                .label(&s.name)
+                .legend(legend);
+            chart.draw_secondary_series(marks).map_err(|e| err(&e))?;
+        } else {
+            chart
+                .draw_series(line)
+                .map_err(|e| err(&e))?
+                .label(&s.name)
+                .legend(legend);
+            chart.draw_series(marks).map_err(|e| err(&e))?;
         }
     }
     if !spec.series.is_empty() {

@@ -18,11 +18,7 @@ pub fn render(report: &RunReport) -> String {
     out.push_str(HEADER);
     out.push('\n');
     for w in &report.windows {
-        let kinds: Vec<String> = w
-            .errors
-            .iter()
-            .map(|(k, n)| format!("{}={n}", sanitize(k)))
-            .collect();
+        let kinds: Vec<String> = w.errors.iter().map(|(k, n)| format!("{}={n}", sanitize(k))).collect();
         let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{},",

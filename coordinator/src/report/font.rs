@@ -17,8 +17,7 @@ const DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// Registers the embedded font for every style the charts use. Idempotent.
 pub fn register() -> Result<(), ReportError> {
     for style in [FontStyle::Normal, FontStyle::Bold] {
-        plotters::style::register_font(FAMILY, style, DEJAVU_SANS)
-            .map_err(|_| ReportError::Font)?;
+        plotters::style::register_font(FAMILY, style, DEJAVU_SANS).map_err(|_| ReportError::Font)?;
     }
     Ok(())
 }

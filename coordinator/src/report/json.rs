@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::model::{
-    AgentReport, LatencyHistogram, LatencyStats, MemorySummary, RunOutcome, RunReport,
-    ThresholdResult, Window,
+    AgentReport, LatencyHistogram, LatencyStats, MemorySummary, RunOutcome, RunReport, ThresholdResult, Window,
 };
 
 /// Version of the JSON layout; bumped on incompatible changes.

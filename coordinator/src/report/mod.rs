@@ -10,6 +10,7 @@ mod font;
 pub mod format;
 pub mod histogram_chart;
 pub mod json;
+pub mod memory_chart;
 pub mod model;
 pub mod text;
 

@@ -28,10 +28,7 @@ pub fn new_histogram() -> LatencyHistogram {
 /// Adds every sample of `src` into `dst` (the only correct way to combine percentiles).
 ///
 /// Fails only if `dst` was created without auto-resize and `src` holds larger values.
-pub fn merge_histogram(
-    dst: &mut LatencyHistogram,
-    src: &LatencyHistogram,
-) -> Result<(), hdrhistogram::AdditionError> {
+pub fn merge_histogram(dst: &mut LatencyHistogram, src: &LatencyHistogram) -> Result<(), hdrhistogram::AdditionError> {
     dst.add(src)
 }
 
@@ -256,6 +253,27 @@ impl Window {
     }
 }
 
+/// Merges per-agent windows into one window per second, `0..=last t` with no gaps
+/// (a second nobody reported becomes an empty window), in time order.
+pub fn merge_windows<'a, I>(parts: I) -> Result<Vec<Window>, hdrhistogram::AdditionError>
+where
+    I: IntoIterator<Item = &'a Window>,
+{
+    let mut by_second: BTreeMap<u64, Window> = BTreeMap::new();
+    for part in parts {
+        by_second
+            .entry(part.t)
+            .or_insert_with(|| Window::empty(part.t))
+            .merge(part)?;
+    }
+    let Some(&last) = by_second.keys().next_back() else {
+        return Ok(Vec::new());
+    };
+    Ok((0..=last)
+        .map(|t| by_second.remove(&t).unwrap_or_else(|| Window::empty(t)))
+        .collect())
+}
+
 /// One agent's part of the run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentReport {
@@ -409,5 +427,88 @@ pub fn per_second(count: u64, duration: Duration) -> f64 {
         count as f64 / secs
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: f64, pct: f64, rss: u64) -> MemorySample {
+        MemorySample {
+            t,
+            system_percent: pct,
+            rss_bytes: rss,
+        }
+    }
+
+    #[test]
+    fn memory_summary_spans_all_agents() {
+        let agents = vec![
+            AgentReport {
+                name: "a".into(),
+                memory: vec![sample(0.0, 10.0, 5), sample(1.0, 20.0, 7)],
+                ..AgentReport::default()
+            },
+            AgentReport {
+                name: "b".into(),
+                memory: vec![sample(0.5, 60.0, 3)],
+                ..AgentReport::default()
+            },
+        ];
+        let m = MemorySummary::from_agents(&agents);
+        assert_eq!(m.samples, 3);
+        assert_eq!(m.average_percent, 30.0);
+        assert_eq!(m.max_percent, 60.0);
+        assert_eq!(m.min_percent, 10.0);
+        assert_eq!(m.max_rss_bytes, 7);
+        assert_eq!(MemorySummary::from_agents(&[]), MemorySummary::default());
+    }
+
+    #[test]
+    fn merge_windows_groups_by_second_and_fills_gaps() {
+        let mut a0 = Window::empty(0);
+        a0.responses = 3;
+        a0.rtt.record(10).unwrap();
+        let mut b0 = Window::empty(0);
+        b0.responses = 4;
+        b0.rtt.record(30).unwrap();
+        let mut a2 = Window::empty(2);
+        a2.messages_sent = 9;
+        let merged = merge_windows([&a2, &a0, &b0]).unwrap();
+        assert_eq!(merged.iter().map(|w| w.t).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(merged[0].responses, 7);
+        assert_eq!(merged[0].rtt.len(), 2);
+        assert_eq!(merged[1].responses, 0);
+        assert_eq!(merged[2].messages_sent, 9);
+        assert!(merge_windows([]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn stats_and_rates() {
+        assert_eq!(LatencyStats::from_histogram(&new_histogram()), None);
+        let mut h = new_histogram();
+        for v in 1..=1000 {
+            h.record(v).unwrap();
+        }
+        let s = LatencyStats::from_histogram(&h).unwrap();
+        assert_eq!(
+            (s.count, s.min, s.p50, s.p90, s.p99, s.p999, s.max),
+            (1000, 1, 500, 900, 990, 999, 1000)
+        );
+        assert_eq!(s.mean, 500.5);
+        assert_eq!(per_second(3000, Duration::from_secs(20)), 150.0);
+        assert_eq!(per_second(3000, Duration::ZERO), 0.0);
+        let t = Totals {
+            failed_connections: 2,
+            sessions_errored: 3,
+            lost_sessions: 4,
+            sessions_opened: 10,
+            errors: BTreeMap::from([("a".to_owned(), 1), ("b".to_owned(), 2)]),
+            ..Totals::default()
+        };
+        assert_eq!(t.sessions_failed(), 9);
+        assert_eq!(t.connection_attempts(), 12);
+        assert_eq!(t.errors_total(), 3);
     }
 }

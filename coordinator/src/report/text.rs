@@ -153,11 +153,7 @@ fn write_all(o: &mut String, r: &RunReport) -> std::fmt::Result {
         if failed == 0 {
             writeln!(o, "  all {} thresholds passed", r.thresholds.len())?;
         } else {
-            writeln!(
-                o,
-                "  {failed} of {} thresholds FAILED",
-                r.thresholds.len()
-            )?;
+            writeln!(o, "  {failed} of {} thresholds FAILED", r.thresholds.len())?;
         }
     }
     Ok(())

@@ -1,0 +1,115 @@
+//! Bad input gives a clear error and no hang: invalid plan values, threshold syntax,
+//! a wrong token, a protocol version mismatch, a missing token.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use tokio_util::sync::CancellationToken;
+use wsload_coordinator::auth::Auth;
+use wsload_coordinator::cli::serve::serve_on;
+
+fn coordinator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ws-coordinator"))
+        .args(args)
+        .output()
+        .expect("run ws-coordinator")
+}
+
+fn assert_bad(args: &[&str], needle: &str) {
+    let out = coordinator(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: expected `{needle}` in: {err}");
+}
+
+#[test]
+fn invalid_plans_and_thresholds_exit_2_naming_the_field() {
+    let t = "ws://127.0.0.1:9/ws";
+    assert_bad(&["run", "--target", t, "--batch-size", "0"], "batch-size");
+    assert_bad(&["run", "--target", t, "--batch-interval", "soon"], "batch-interval");
+    assert_bad(&["run", "--target", t, "--connect-timeout", "0"], "connect-timeout");
+    assert_bad(&["run", "--target", t, "--payload-size", "99999999"], "payload-size");
+    assert_bad(&["run", "--target", "http://127.0.0.1:9/"], "target");
+    assert_bad(&["run", "--sessions", "10"], "target");
+    assert_bad(&["run", "--target", t, "--threshold", "rtt_p99<250"], "time unit");
+    assert_bad(&["run", "--target", t, "--agents", "1"], "--insecure");
+    assert_bad(&["serve", "--listen", "127.0.0.1:0"], "--insecure");
+    let dir = out_dir("badplan");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("plan.toml");
+    std::fs::write(&plan, "target = \"ws://127.0.0.1:9/\"\nmessages-per-sesion = 3\n").unwrap();
+    assert_bad(&["run", "--plan", plan.to_str().unwrap()], "messages-per-sesion");
+}
+
+#[test]
+fn agent_without_token_or_insecure_exits_2() {
+    let out = Command::new(workspace_bin("ws-agent"))
+        .args(["--coordinator", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure"));
+}
+
+async fn serve_with_token(token: &str) -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let opts =
+        match <wsload_coordinator::cli::Cli as clap::Parser>::parse_from(["c", "serve", "--out", "/tmp/wsload-unused"])
+            .command
+        {
+            wsload_coordinator::cli::Command::Serve(o) => o,
+            _ => unreachable!(),
+        };
+    tokio::spawn(serve_on(
+        listener,
+        opts,
+        Auth::new(Some(token.into()), false).unwrap(),
+        cancel.clone(),
+    ));
+    (url, cancel)
+}
+
+fn agent_error(mut p: Proc) -> (Option<i32>, String) {
+    let status = p
+        .wait_timeout(Duration::from_secs(20))
+        .expect("agent exits instead of retrying forever");
+    let mut err = String::new();
+    use std::io::Read;
+    p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_is_refused_on_both_paths() {
+    let (url, cancel) = serve_with_token("right").await;
+    let (code, err) = agent_error(agent_process(&url, "intruder", &["--token", "wrong"]));
+    assert_eq!(code, Some(3));
+    assert!(err.contains("refused this agent's credentials"), "{err}");
+    let (code, err) = agent_error(agent_process(&url, "anonymous", &["--insecure"]));
+    assert_eq!(code, Some(3), "{err}");
+    let out = tokio::task::spawn_blocking(move || coordinator(&["agents", "--remote", &url, "--token", "wrong"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_version_mismatch_is_refused_with_a_clear_message() {
+    let (url, cancel) = serve_with_token("t").await;
+    let (code, err) = agent_error(agent_process(
+        &url,
+        "old",
+        &["--token", "t", "--protocol-version", "99"],
+    ));
+    assert_eq!(code, Some(3));
+    assert!(err.contains("protocol version mismatch"), "{err}");
+    assert!(err.contains("coordinator speaks wsload protocol 1"), "{err}");
+    cancel.cancel();
+}
