@@ -1,7 +1,11 @@
-//! End to end against the workspace's real `ws-server`: coordinator (in-process, on a
-//! bound listener) + 2 external `ws-agent` processes, 2,000 sessions x 30 messages.
+//! End to end against the workspace's real server stack — redis, 12 `ws-server`
+//! workers and nginx with the repository's config — driven by the coordinator
+//! (in-process, on a bound listener) and 2 external `ws-agent` processes:
+//! 2,000 sessions x 30 messages.
 
 mod common;
+#[path = "../../server/tests/common/mod.rs"]
+mod stack;
 
 use std::time::Duration;
 
@@ -10,11 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agent_processes_against_real_server_add_up_exactly() {
-    let (_server, port) = real_server().await;
+    let redis = stack::Redis::start();
+    let server = stack::Server::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
+    let nginx = stack::Nginx::start(server.base_port);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let coord = format!("http://{}", listener.local_addr().unwrap());
     let out = out_dir("e2e");
-    let target = format!("ws://127.0.0.1:{port}/ws");
+    let target = nginx.url();
     let opts = run_opts(&[
         "--target",
         &target,
@@ -93,13 +99,44 @@ async fn two_agent_processes_against_real_server_add_up_exactly() {
         .map(|e| format!("{e} at {}", e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    // The server's own counters agree, and every session was closed.
-    assert_eq!(server_metric(port, "ws_connections_total").await, 2000);
-    assert_eq!(server_metric(port, "ws_messages_received_total").await, 60_000);
-    assert_eq!(server_metric(port, "ws_responses_sent_total").await, 60_000);
+    // The server's own counters, summed over the 12 instances, agree.
+    let mut per_instance = Vec::new();
+    let (mut total, mut messages, mut responses) = (0, 0, 0);
+    for port in server.ports() {
+        let n = server_metric(port, "ws_connections_total").await;
+        per_instance.push(n);
+        total += n;
+        messages += server_metric(port, "ws_messages_received_total").await;
+        responses += server_metric(port, "ws_responses_sent_total").await;
+    }
+    assert_eq!(total, 2000, "{per_instance:?}");
+    assert!(
+        per_instance.iter().all(|n| *n > 0),
+        "nginx spread the sessions: {per_instance:?}"
+    );
+    assert_eq!(messages, 60_000);
+    assert_eq!(responses, 60_000);
+    // Every session was closed, and its hash deleted from Redis by the cleaner.
+    let mut conn = redis.conn().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while server_metric(port, "ws_connections_open").await > 0 {
-        assert!(std::time::Instant::now() < deadline, "sessions left open on the server");
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("session:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut open = 0;
+        for port in server.ports() {
+            open += server_metric(port, "ws_connections_open").await;
+        }
+        if keys.is_empty() && open == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} session hashes, {open} sessions left",
+            keys.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The coordinator's Shutdown ends the agent processes cleanly.

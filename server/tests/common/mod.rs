@@ -178,8 +178,21 @@ pub struct Server {
     child: Option<Child>,
 }
 
-pub fn server_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ws-server")
+/// The `ws-server` binary: cargo's own path in this package's tests and benches;
+/// from another package's tests, the one `cargo build --workspace` put next to
+/// the test executable's directory (target/<profile>/).
+pub fn server_bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_ws-server") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().and_then(Path::parent).unwrap().join("ws-server");
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
 }
 
 impl Server {

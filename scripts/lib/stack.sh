@@ -1,0 +1,79 @@
+# Shared by run-stack.sh and demo.sh: install and start the server stack.
+# Sourced, not run. Sets STACK_URL (the WebSocket URL to load) and STACK_PIDS.
+
+LISTEN_PORT=${LISTEN_PORT:-8080}
+REDIS_PORT=${REDIS_PORT:-6379}
+STACK_PIDS=()
+STACK_WORK=$(mktemp -d)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs redis-server and nginx when missing; on failure the stack falls back to
+# the embedded memory broker and no nginx, and says so.
+stack_install() {
+  local need=()
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+  [ ${#need[@]} -eq 0 ] && return 0
+  if as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; then
+    echo "installed: ${need[*]}"
+  else
+    echo "could not install ${need[*]}: falling back to what is available" >&2
+  fi
+}
+
+stack_stop() {
+  local p
+  for p in "${STACK_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${STACK_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$STACK_WORK"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local i
+  for i in $(seq 1 100); do port_open "$1" && return 0; sleep 0.1; done
+  echo "port $1 did not open" >&2
+  return 1
+}
+
+# Starts redis (unless one answers on REDIS_PORT), 12 ws-server workers on
+# 9001-9012 and nginx with the repository's config on LISTEN_PORT.
+stack_start() {
+  local bin=$1 broker_args=(--broker memory)
+  if command -v redis-server >/dev/null 2>&1; then
+    if ! port_open "$REDIS_PORT"; then
+      redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$STACK_WORK/redis.log" 2>&1 &
+      STACK_PIDS+=($!)
+      wait_port "$REDIS_PORT"
+    fi
+    broker_args=(--broker redis --redis-url "redis://127.0.0.1:$REDIS_PORT")
+  else
+    echo "redis-server is not available: using the embedded memory broker (one machine only)" >&2
+  fi
+  # STACK_LOGS=file sends the server's and nginx's output to files in the work dir.
+  if [ "${STACK_LOGS:-}" = file ]; then
+    "$bin" "${broker_args[@]}" >"$STACK_WORK/ws-server.log" 2>&1 &
+  else
+    "$bin" "${broker_args[@]}" &
+  fi
+  STACK_PIDS+=($!)
+  wait_port 9012
+  local nginx_bin
+  nginx_bin=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+  if [ -n "$nginx_bin" ]; then
+    mkdir -p "$STACK_WORK/sites-enabled" "$STACK_WORK/conf.d" "$STACK_WORK/logs"
+    sed -e "s|user www-data;||; s|/etc/nginx/|$STACK_WORK/|g; s|/var/log/nginx/|$STACK_WORK/logs/|g; s|/run/nginx.pid|$STACK_WORK/nginx.pid|" \
+      nginx/nginx.conf >"$STACK_WORK/nginx.conf"
+    sed -e "s|listen 80 |listen $LISTEN_PORT |" nginx/sites-available/default >"$STACK_WORK/sites-enabled/default"
+    "$nginx_bin" -p "$STACK_WORK/" -c "$STACK_WORK/nginx.conf" -g 'daemon off;' &
+    STACK_PIDS+=($!)
+    wait_port "$LISTEN_PORT"
+    STACK_URL="ws://127.0.0.1:$LISTEN_PORT/ws"
+    echo "server stack up: $STACK_URL (nginx) -> 127.0.0.1:9001-9012, broker: ${broker_args[1]}"
+  else
+    echo "nginx is not available: connecting straight to the first instance" >&2
+    STACK_URL="ws://127.0.0.1:9001/ws"
+  fi
+}
