@@ -1,8 +1,9 @@
 //! Agent benchmark: agent RSS per open session at 19,000 sessions (plain and with
 //! permessage-deflate), sessions opened per second by one agent, and end-to-end
 //! messages per second with two agents. Everything runs as real processes on
-//! loopback: `ws-server` (memory broker, one instance), `ws-coordinator serve`, and
-//! `ws-agent`, driven over the Control API.
+//! loopback: the server stack (redis, 12 `ws-server` workers, nginx with the
+//! repository's config; the agents connect through nginx), `ws-coordinator serve`,
+//! and `ws-agent`, driven over the Control API.
 //!
 //! Run: `cargo build --release --workspace && cargo bench -p wsload-coordinator --bench agent`
 //!
@@ -11,6 +12,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../server/tests/common/mod.rs"]
+mod stack;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -197,8 +200,9 @@ async fn main() {
     let sessions = env_or("BENCH_SESSIONS", 19_000);
     let echo_sessions = env_or("BENCH_ECHO_SESSIONS", 1000);
     let echo_messages = env_or("BENCH_ECHO_MESSAGES", 50);
+    // A single memory-broker instance, connected to directly: the agent's own cost.
     let port = free_port();
-    let _server = spawn(
+    let _direct = spawn(
         release_bin("ws-server"),
         &[
             "--broker",
@@ -212,13 +216,21 @@ async fn main() {
         ],
     );
     wait_port(port).await;
-    let target = format!("ws://127.0.0.1:{port}/ws");
+    let direct = format!("ws://127.0.0.1:{port}/ws");
+    let (plain, peak, avg) = idle_sessions(&direct, sessions, false).await;
+    println!("agent RSS per open session, {sessions} sessions, plain, direct to one instance: {plain} bytes");
+    println!("sessions opened per second by one agent, direct: peak {peak:.0}/s, average {avg:.0}/s");
+    let (deflate, _, _) = idle_sessions(&direct, sessions, true).await;
+    println!("agent RSS per open session, {sessions} sessions, permessage-deflate, direct: {deflate} bytes");
 
+    // The full stack: redis, 12 workers, nginx with the repository's config.
+    let redis = stack::Redis::start();
+    let server = stack::Server::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
+    let nginx = stack::Nginx::start(server.base_port);
+    let target = nginx.url();
     let (plain, peak, avg) = idle_sessions(&target, sessions, false).await;
-    println!("agent RSS per open session, {sessions} sessions, plain: {plain} bytes");
-    println!("sessions opened per second by one agent: peak {peak:.0}/s, average {avg:.0}/s");
-    let (deflate, _, _) = idle_sessions(&target, sessions, true).await;
-    println!("agent RSS per open session, {sessions} sessions, permessage-deflate: {deflate} bytes");
+    println!("sessions opened per second by one agent through nginx: peak {peak:.0}/s, average {avg:.0}/s");
+    println!("agent RSS per open session, {sessions} sessions, plain, through nginx: {plain} bytes");
 
     let (_coord, _agents, mut client) = stack(2).await;
     let plan = Plan {
