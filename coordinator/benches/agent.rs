@@ -43,16 +43,6 @@ fn release_bin(name: &str) -> PathBuf {
     p
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn spawn(bin: PathBuf, args: &[&str]) -> Proc {
     Proc(
         Command::new(bin)
@@ -150,7 +140,7 @@ async fn finish(client: &mut Client, run_id: &str) -> Summary {
 async fn idle_sessions(target: &str, sessions: u64, compression: bool) -> (u64, f64, f64) {
     let (_coord, agents, mut client) = stack(1).await;
     let pid = agents[0].0.id();
-    let idle = rss_kb(pid);
+    let idle = stack::rss_kb(pid);
     let plan = Plan {
         target: target.into(),
         sessions,
@@ -185,7 +175,7 @@ async fn idle_sessions(target: &str, sessions: u64, compression: bool) -> (u64, 
         assert!(!p.done, "run ended early: {}", p.state);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss = rss_kb(pid);
+    let rss = stack::rss_kb(pid);
     client
         .stop_run(StopRunRequest { run_id: run_id.clone() })
         .await

@@ -23,16 +23,6 @@ fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 type Client = WebSocket<TcpStream>;
 
 /// Connects from source address 127.0.0.(2 + i % 8) so 19,000 sockets never run
@@ -100,7 +90,7 @@ async fn idle_rss(sessions: usize, compressed: bool) {
     let pool = DeflatePool::new(4);
     let warm = dial(0, port, client_options(compressed, &pool)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kb(pid);
+    let before = common::rss_kb(pid);
     let limit = Arc::new(Semaphore::new(256));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(sessions);
@@ -119,7 +109,7 @@ async fn idle_rss(sessions: usize, compressed: bool) {
     }
     let opened = start.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kb(pid);
+    let after = common::rss_kb(pid);
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / sessions as f64;
     println!(
         "idle RSS, {}: {sessions} sessions on one instance: {before} KiB -> {after} KiB = {:.0} bytes ({:.1} KB) per session (opened in {:.1} s)",
