@@ -25,4 +25,11 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Tests of one crate start the binaries of another (e.g. ws-server): build them all first.
 cargo build --workspace
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+echo
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
