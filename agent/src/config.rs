@@ -38,6 +38,11 @@ pub struct AgentOpts {
     #[arg(long, env = "WSLOAD_MAX_SESSIONS")]
     pub max_sessions: Option<u64>,
 
+    /// Handshakes in flight at once. Thousands at once leave the allocator fragmented
+    /// and every open session costs more RSS for the rest of the run.
+    #[arg(long, env = "WSLOAD_MAX_CONNECTING", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connecting: u32,
+
     /// System memory use (percent) above which no new batch starts.
     #[arg(long, env = "WSLOAD_MAX_MEMORY", default_value_t = 85.0)]
     pub max_memory: f64,

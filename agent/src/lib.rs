@@ -87,6 +87,7 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
         source_ips: source_ips.clone(),
         allow_targets: opts.allow_targets.clone(),
         deflate_pool: yawc::DeflatePool::new(8),
+        connecting: Arc::new(tokio::sync::Semaphore::new(opts.max_connecting as usize)),
         grace: opts.grace,
         out: out_tx,
         resources: res_rx.clone(),

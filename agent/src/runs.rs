@@ -26,6 +26,8 @@ pub struct Shared {
     pub allow_targets: Vec<String>,
     /// ONE deflate pool per process (a pool per connection costs ~370 KB each).
     pub deflate_pool: DeflatePool,
+    /// Bounds the handshakes in flight across all batches (`--max-connecting`).
+    pub connecting: Arc<tokio::sync::Semaphore>,
     /// Grace period without coordinator before load stops.
     pub grace: Duration,
     /// Outbound reports.
@@ -126,6 +128,7 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
     let options = ws_options(plan.compression, &shared.deflate_pool);
     let source_ips = shared.source_ips.clone();
     let ms = Duration::from_millis;
+    let connecting = shared.connecting.clone();
     let template = move |events| SessionCtx {
         addr,
         url: url.clone(),
@@ -142,6 +145,7 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         hold: ms(plan.hold_ms),
         payload_size: usize::try_from(plan.payload_size).unwrap_or(usize::MAX),
         events,
+        connecting: connecting.clone(),
     };
     let (start_tx, start_rx) = oneshot::channel();
     let (more_tx, more_rx) = mpsc::channel(16);
