@@ -40,7 +40,7 @@ pub struct AgentOpts {
 
     /// Handshakes in flight at once. Thousands at once leave the allocator fragmented
     /// and every open session costs more RSS for the rest of the run.
-    #[arg(long, env = "WSLOAD_MAX_CONNECTING", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "WSLOAD_MAX_CONNECTING", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_connecting: u32,
 
     /// System memory use (percent) above which no new batch starts.
