@@ -26,10 +26,21 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Tests of one crate start the binaries of another (e.g. ws-server): build them all first.
 cargo build --workspace
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+dlog=$(mktemp)
+trap 'rm -f "$log" "$dlog"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
 passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
 failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+
+# The deployment test: Ansible to containers over SSH, then the compose stack. It
+# uses the target/debug binaries built above and ends with
+# "deploy: N passed, M failed (S s)"; a crash without that line counts as a failure.
+./deploy/test-deploy.sh 2>&1 | tee "$dlog" || true
+dline=$(grep -E '^deploy: [0-9]+ passed, [0-9]+ failed' "$dlog" | tail -1 || true)
+read -r _ dpassed _ dfailed _ <<<"${dline:-deploy: 0 passed, 1 failed}"
+passed=$((passed + dpassed))
+failed=$((failed + dfailed))
+
 echo
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

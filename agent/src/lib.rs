@@ -142,3 +142,20 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
     let _ = sampler_task.await;
     result
 }
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, `docker stop`): both mean the
+/// same clean shutdown. Shared by the `ws-agent` and `ws-coordinator` binaries.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
