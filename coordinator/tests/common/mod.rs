@@ -183,10 +183,32 @@ pub fn run_opts(args: &[&str]) -> wsload_coordinator::cli::RunOpts {
 }
 
 /// A fresh temporary report directory.
-pub fn out_dir(name: &str) -> PathBuf {
+pub fn out_dir(name: &str) -> OutDir {
     let d = std::env::temp_dir().join(format!("wsload-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    d
+    OutDir(d)
+}
+
+/// A report directory under the temp dir, removed when the test ends.
+pub struct OutDir(PathBuf);
+
+impl std::ops::Deref for OutDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for OutDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Sum of a Prometheus counter (all label sets) from the server's `GET /metrics`.
