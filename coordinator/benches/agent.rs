@@ -12,14 +12,12 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "../../server/tests/common/mod.rs"]
-mod stack;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Proc};
+use common::{free_port, stack, workspace_bin, Proc};
 use wsload_proto::pb::{
     control_client::ControlClient, GetSummaryRequest, ListAgentsRequest, Plan, StartRunRequest, StopRunRequest,
     Summary, WatchRunRequest,
@@ -29,18 +27,6 @@ type Client = ControlClient<tonic::transport::Channel>;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn release_bin(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/release")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo build --release --workspace` first",
-        p.display()
-    );
-    p
 }
 
 fn spawn(bin: PathBuf, args: &[&str]) -> Proc {
@@ -85,7 +71,7 @@ async fn stack(agents: usize) -> (Proc, Vec<Proc>, Client) {
     let procs: Vec<Proc> = (0..agents)
         .map(|i| {
             spawn(
-                release_bin("ws-agent"),
+                workspace_bin("ws-agent"),
                 &[
                     "--coordinator",
                     &url,
@@ -193,7 +179,7 @@ async fn main() {
     // A single memory-broker instance, connected to directly: the agent's own cost.
     let port = free_port();
     let _direct = spawn(
-        release_bin("ws-server"),
+        workspace_bin("ws-server"),
         &[
             "--broker",
             "memory",

@@ -4,11 +4,10 @@
 //! 2,000 sessions x 30 messages.
 
 mod common;
-#[path = "../../server/tests/common/mod.rs"]
-mod stack;
 
 use std::time::Duration;
 
+use common::stack;
 use common::*;
 use tokio_util::sync::CancellationToken;
 

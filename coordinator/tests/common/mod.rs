@@ -3,6 +3,11 @@
 //! seed's JSON protocol with a configurable reply delay.
 #![allow(dead_code)]
 
+/// The server stack harness (redis, ws-server, nginx) shared with the server's tests.
+#[path = "../../../server/tests/common/mod.rs"]
+pub mod stack;
+pub use stack::workspace_bin;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,19 +28,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A workspace binary built by `cargo build --workspace`.
-pub fn workspace_bin(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/debug")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build --workspace` before `cargo test`",
-        p.display()
-    );
-    p
 }
 
 /// A child process killed when dropped.

@@ -189,21 +189,27 @@ pub struct Server {
     child: Option<Child>,
 }
 
-/// The `ws-server` binary: cargo's own path in this package's tests and benches;
-/// from another package's tests, the one `cargo build --workspace` put next to
-/// the test executable's directory (target/<profile>/).
-pub fn server_bin() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_ws-server") {
-        return PathBuf::from(p);
-    }
+/// A binary of this workspace, built by `cargo build --workspace` into the same
+/// target/<profile>/ directory as the running test or bench (whose executable
+/// sits in target/<profile>/deps/), so debug, release and a custom target dir all work.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().and_then(Path::parent).unwrap().join("ws-server");
+    let p = exe.parent().and_then(Path::parent).unwrap().join(name);
     assert!(
         p.exists(),
         "{} not found: run `cargo build --workspace` first",
         p.display()
     );
     p
+}
+
+/// The `ws-server` binary: cargo's own path in this package's tests and benches,
+/// else the workspace's.
+pub fn server_bin() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_ws-server") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_bin("ws-server"),
+    }
 }
 
 impl Server {
