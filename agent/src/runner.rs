@@ -22,6 +22,8 @@ use crate::session::{run_session, SessionCtx};
 
 /// Capacity of the session-event channel (bounded: sessions wait if the aggregator lags).
 const EVENT_CHANNEL: usize = 16_384;
+/// Most events the aggregator takes per turn.
+const EVENT_DRAIN: usize = 4096;
 
 /// Inputs of one run on this agent.
 pub struct RunInput {
@@ -166,12 +168,20 @@ async fn aggregate(
             body: Some(Body::Metrics(m)),
         }
     };
+    let mut batch = Vec::with_capacity(EVENT_DRAIN);
     loop {
         tokio::select! {
-            ev = rx.recv() => match ev {
-                Some(ev) => w.record(ev),
-                None => break,
-            },
+            // Drained many at a time: the aggregator is one task among thousands of
+            // sessions, and taking one event per turn of the scheduler let the channel
+            // fill up, which stalled every session on its next event.
+            n = rx.recv_many(&mut batch, EVENT_DRAIN) => {
+                if n == 0 {
+                    break;
+                }
+                for ev in batch.drain(..) {
+                    w.record(ev);
+                }
+            }
             _ = sleep_until(window_end(second)) => {
                 let _ = open_sessions.send(w.active());
                 let _ = out.send(send(&mut w, second)).await;

@@ -121,12 +121,52 @@ async fn finish(client: &mut Client, run_id: &str) -> Summary {
     panic!("run {run_id} did not finish");
 }
 
-/// Opens `sessions` sessions held open; returns (bytes of agent RSS per session,
-/// peak sessions opened in one second, average sessions opened per second).
-async fn idle_sessions(target: &str, sessions: u64, compression: bool) -> (u64, f64, f64) {
+/// CPU time a process has used (user + system), in clock ticks.
+fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces), from the state on:
+    // utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// CPU time the whole machine has spent busy (every core, not idle or iowait), in ticks.
+fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() - f.get(3).copied().unwrap_or(0) - f.get(4).copied().unwrap_or(0)
+}
+
+/// What opening `sessions` held sessions measured.
+struct Opening {
+    /// Agent RSS growth per open session, bytes.
+    rss_per_session: u64,
+    /// Best one-second window of sessions opened.
+    peak: f64,
+    /// Sessions opened per second over the whole seconds before the one in which
+    /// the last session opened (that one is partial).
+    sustained: f64,
+    /// Agent CPU time per session opened, microseconds.
+    agent_cpu_us: f64,
+    /// The agent's share of all the CPU the machine used while opening.
+    agent_share: f64,
+}
+
+/// Opens `sessions` sessions and holds them open.
+async fn idle_sessions(target: &str, sessions: u64, compression: bool) -> Opening {
     let (_coord, agents, mut client) = stack(1).await;
     let pid = agents[0].0.id();
     let idle = stack::rss_kb(pid);
+    let (agent0, machine0) = (process_ticks(pid), machine_busy_ticks());
     let plan = Plan {
         target: target.into(),
         sessions,
@@ -149,17 +189,18 @@ async fn idle_sessions(target: &str, sessions: u64, compression: bool) -> (u64, 
         .await
         .unwrap()
         .into_inner();
-    let mut peak = 0.0f64;
-    let mut all_open_after = 0i64;
+    // By second: the progress sent when the watch begins is replaced by the second's own.
+    let mut by_second = std::collections::BTreeMap::new();
     while let Some(p) = watch.message().await.unwrap() {
-        peak = peak.max(p.connections_per_second);
+        by_second.insert(p.second, p.connections_per_second);
         if p.active_sessions >= sessions {
-            all_open_after = p.second + 1;
             break;
         }
         assert!(p.errors.is_empty(), "errors while opening: {:?}", p.errors);
         assert!(!p.done, "run ended early: {}", p.state);
     }
+    let per_second: Vec<f64> = by_second.into_values().collect();
+    let (agent_ticks, machine_ticks) = (process_ticks(pid) - agent0, machine_busy_ticks() - machine0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = stack::rss_kb(pid);
     client
@@ -167,8 +208,28 @@ async fn idle_sessions(target: &str, sessions: u64, compression: bool) -> (u64, 
         .await
         .unwrap();
     finish(&mut client, &run_id).await;
-    let per_session = (rss.saturating_sub(idle)) * 1024 / sessions;
-    (per_session, peak, sessions as f64 / all_open_after.max(1) as f64)
+    Opening {
+        rss_per_session: (rss.saturating_sub(idle)) * 1024 / sessions,
+        peak: per_second.iter().copied().fold(0.0, f64::max),
+        sustained: match per_second.split_last() {
+            Some((last, [])) => *last,
+            Some((_, whole)) => whole.iter().sum::<f64>() / whole.len() as f64,
+            None => 0.0,
+        },
+        agent_cpu_us: agent_ticks as f64 * 1e6 / clock_ticks_per_second() / sessions as f64,
+        agent_share: agent_ticks as f64 / machine_ticks.max(1) as f64,
+    }
+}
+
+/// The kernel's clock tick (`getconf CLK_TCK`), 100 on Linux unless told otherwise.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 #[tokio::main]
@@ -193,20 +254,41 @@ async fn main() {
     );
     wait_port(port).await;
     let direct = format!("ws://127.0.0.1:{port}/ws");
-    let (plain, peak, avg) = idle_sessions(&direct, sessions, false).await;
-    println!("agent RSS per open session, {sessions} sessions, plain, direct to one instance: {plain} bytes");
-    println!("sessions opened per second by one agent, direct: peak {peak:.0}/s, average {avg:.0}/s");
-    let (deflate, _, _) = idle_sessions(&direct, sessions, true).await;
-    println!("agent RSS per open session, {sessions} sessions, permessage-deflate, direct: {deflate} bytes");
+    let o = idle_sessions(&direct, sessions, false).await;
+    println!(
+        "agent RSS per open session, {sessions} sessions, plain, direct to one instance: {} bytes",
+        o.rss_per_session
+    );
+    println!(
+        "sessions opened per second by one agent, direct: peak {:.0}/s, sustained {:.0}/s; agent CPU {:.0} us per session ({:.0}% of the CPU used)",
+        o.peak,
+        o.sustained,
+        o.agent_cpu_us,
+        o.agent_share * 100.0
+    );
+    let d = idle_sessions(&direct, sessions, true).await;
+    println!(
+        "agent RSS per open session, {sessions} sessions, permessage-deflate, direct: {} bytes",
+        d.rss_per_session
+    );
 
     // The full stack: redis, 12 workers, nginx with the repository's config.
     let redis = stack::Redis::start();
     let server = stack::Server::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
     let nginx = stack::Nginx::start(server.base_port);
     let target = nginx.url();
-    let (plain, peak, avg) = idle_sessions(&target, sessions, false).await;
-    println!("sessions opened per second by one agent through nginx: peak {peak:.0}/s, average {avg:.0}/s");
-    println!("agent RSS per open session, {sessions} sessions, plain, through nginx: {plain} bytes");
+    let n = idle_sessions(&target, sessions, false).await;
+    println!(
+        "sessions opened per second by one agent through nginx: peak {:.0}/s, sustained {:.0}/s; agent CPU {:.0} us per session ({:.0}% of the CPU used; the rest is nginx, 12 workers and redis on the same cores)",
+        n.peak,
+        n.sustained,
+        n.agent_cpu_us,
+        n.agent_share * 100.0
+    );
+    println!(
+        "agent RSS per open session, {sessions} sessions, plain, through nginx: {} bytes",
+        n.rss_per_session
+    );
 
     let (_coord, _agents, mut client) = stack(2).await;
     let plan = Plan {

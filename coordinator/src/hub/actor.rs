@@ -53,7 +53,6 @@ pub(super) async fn run(
     let mut tick = interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_ping = Instant::now();
-    let mut last_progress = Instant::now();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -70,11 +69,7 @@ pub(super) async fn run(
                         a.send(Body::ClockPing(ping));
                     }
                 }
-                let progress_due = last_progress.elapsed() >= Duration::from_secs(1);
-                if progress_due {
-                    last_progress = Instant::now();
-                }
-                st.tick_run(progress_due);
+                st.tick_run();
             }
         }
     }
@@ -100,7 +95,7 @@ impl State {
                     run: None,
                 };
                 let _ = reply.send(self.agents.add(entry));
-                self.tick_run(false);
+                self.tick_run();
             }
             HubMsg::FromAgent { conn, msg } => self.on_agent_message(conn, msg),
             HubMsg::AgentLeft { conn, reason } => self.agent_gone(conn, &reason),
@@ -113,7 +108,7 @@ impl State {
                 tracing::info!(run = %id, target = %req.plan.target, sessions = req.plan.sessions, "run requested");
                 self.current = Some(RunState::new(id.clone(), req, self.config.agent_wait));
                 let _ = reply.send(Ok(id));
-                self.tick_run(false);
+                self.tick_run();
             }
             HubMsg::Watch { run_id, tx, reply } => {
                 if let Some(cur) = self.current.as_mut().filter(|c| run_id.is_empty() || c.id == run_id) {
@@ -144,7 +139,7 @@ impl State {
                     None => Err(HubError::UnknownRun(run_id)),
                 };
                 let _ = reply.send(res);
-                self.tick_run(false);
+                self.tick_run();
             }
             HubMsg::ListAgents { reply } => {
                 let _ = reply.send(self.agents.map.iter().map(|(id, a)| a.info(*id)).collect());
@@ -244,6 +239,7 @@ impl State {
                     if let Err(e) = run.agg.add_window(conn, &w) {
                         tracing::warn!(run = %run.id, "dropping an undecodable window: {e}");
                     }
+                    run.broadcast_due();
                 }
             }
             Some(A::BatchAck(ack)) => {
@@ -265,7 +261,7 @@ impl State {
                         p.finished = true;
                     }
                 }
-                self.tick_run(false);
+                self.tick_run();
             }
             Some(A::Hello(_)) | None => {}
         }
@@ -279,7 +275,7 @@ impl State {
         if let Some(run) = self.current.as_mut() {
             run.on_agent_lost(conn, &mut self.agents);
         }
-        self.tick_run(false);
+        self.tick_run();
     }
 
     fn check_liveness(&mut self) {
@@ -299,11 +295,11 @@ impl State {
         }
     }
 
-    fn tick_run(&mut self, progress_due: bool) {
+    fn tick_run(&mut self) {
         let Some(run) = self.current.as_mut() else { return };
         let done = run.tick(&mut self.agents);
-        if progress_due && !done && run.phase != Phase::Waiting && run.elapsed() >= Duration::from_secs(1) {
-            run.broadcast(false);
+        if !done {
+            run.broadcast_due();
         }
         if !done {
             return;

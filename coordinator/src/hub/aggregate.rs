@@ -27,6 +27,9 @@ pub struct Aggregator {
     histograms: RunHistograms,
     agents: HashMap<u64, AgentSums>,
     completed: u64,
+    /// Per agent, the number of seconds it has reported (its last second + 1): a
+    /// second is shown live only once every agent still in the run has sent it.
+    reported: HashMap<u64, u64>,
 }
 
 impl Aggregator {
@@ -65,6 +68,8 @@ impl Aggregator {
         let c = w.counters.clone().unwrap_or_default();
         let h = w.histograms.clone().unwrap_or_default();
         let second = u64::try_from(w.second).unwrap_or(0);
+        let seen = self.reported.entry(conn).or_default();
+        *seen = (*seen).max(second + 1);
         let win = self.seconds.entry(second).or_insert_with(|| Window::empty(second));
         win.active_sessions += w.active_sessions;
         win.connections_opened += c.connects_ok;
@@ -95,6 +100,11 @@ impl Aggregator {
         a.ended += c.sessions_completed + c.sessions_failed;
         a.completed += c.sessions_completed;
         Ok(())
+    }
+
+    /// How many seconds `conn` has reported (its last second + 1).
+    pub fn reported(&self, conn: u64) -> u64 {
+        self.reported.get(&conn).copied().unwrap_or(0)
     }
 
     /// The merged window of `second`, if any agent reported it.

@@ -93,7 +93,13 @@ pub struct RunState {
     pub lost_agents: Vec<String>,
     /// WatchRun subscribers; a failed send means the watcher is gone.
     pub watchers: Vec<mpsc::Sender<Result<Progress, Status>>>,
+    /// The newest second shown to watchers.
+    pub shown: Option<u64>,
 }
+
+/// How long past its end a second waits for a late agent's window before it is shown
+/// without it.
+const LATE_WINDOW: Duration = Duration::from_secs(2);
 
 fn unix_micros(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -118,6 +124,7 @@ impl RunState {
             reassigned: 0,
             lost_agents: Vec::new(),
             watchers: Vec::new(),
+            shown: None,
         }
     }
 
@@ -384,10 +391,38 @@ impl RunState {
         self.phase == Phase::Finished
     }
 
-    /// The latest complete second's progress.
+    /// The newest second that is complete: every agent still in the run has sent its
+    /// window, or the second ended [`LATE_WINDOW`] ago. None before the first.
+    fn complete_second(&self) -> Option<u64> {
+        let elapsed = self.elapsed();
+        let closed = elapsed.as_secs().checked_sub(1)?;
+        let waited = elapsed.saturating_sub(LATE_WINDOW).as_secs().checked_sub(1);
+        let reported = match self.live().iter().map(|c| self.agg.reported(*c)).min() {
+            None => Some(closed),
+            Some(0) => None,
+            Some(n) => Some((n - 1).min(closed)),
+        };
+        reported.max(waited)
+    }
+
+    /// Shows watchers each second once it is complete (a second whose windows are
+    /// still on their way is not shown as zeros), every second exactly once.
+    pub fn broadcast_due(&mut self) {
+        if self.phase == Phase::Waiting {
+            return;
+        }
+        let Some(newest) = self.complete_second() else { return };
+        // One progress per second, in order, even when several complete at once.
+        let first = self.shown.map_or(0, |s| s + 1);
+        for second in first..=newest {
+            self.shown = Some(second);
+            self.broadcast(false);
+        }
+    }
+
+    /// The progress as of the newest complete second.
     pub fn progress(&self, done: bool) -> Progress {
-        let elapsed = self.elapsed().as_secs();
-        let second = elapsed.saturating_sub(1);
+        let second = self.shown.unwrap_or(0);
         let w = self.agg.second(second);
         let t = self.agg.totals();
         let q = |p: f64| {
@@ -446,5 +481,88 @@ fn to_pb(b: &PlannedBatch) -> pb::Batch {
         sessions: b.sessions,
         start_offset_ms: b.offset_ms,
         first_session: b.first_session,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanArgs;
+    use wsload_proto::pb::MetricWindow;
+
+    fn run_with_two_agents(started_ago: Duration) -> RunState {
+        let plan = PlanArgs {
+            target: Some("ws://127.0.0.1:1/ws".into()),
+            sessions: Some(10),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let req = RunRequest {
+            plan,
+            min_agents: 2,
+            on_loss: OnAgentLoss::Continue,
+            thresholds: Vec::new(),
+        };
+        let mut run = RunState::new("run-test".into(), req, Duration::from_secs(1));
+        run.phase = Phase::Running;
+        run.start = Some((Instant::now() - started_ago, SystemTime::now()));
+        for conn in [1, 2] {
+            let p = Participant {
+                name: format!("a{conn}"),
+                weight: 1,
+                lost: false,
+                finished: false,
+                throttled: false,
+            };
+            run.participants.insert(conn, p);
+        }
+        run
+    }
+
+    fn report(run: &mut RunState, conn: u64, second: i64) {
+        let w = MetricWindow {
+            run_id: run.id.clone(),
+            second,
+            ..Default::default()
+        };
+        run.agg.add_window(conn, &w).unwrap();
+    }
+
+    /// A second is shown once every agent still in the run has sent its window, and
+    /// not before, unless the late agent is more than LATE_WINDOW behind.
+    #[tokio::test]
+    async fn a_second_is_complete_when_every_live_agent_sent_it() {
+        let mut run = run_with_two_agents(Duration::from_millis(2500));
+        assert_eq!(run.complete_second(), None, "no window yet");
+        report(&mut run, 1, 0);
+        assert_eq!(run.complete_second(), None, "agent 2 has not sent second 0");
+        let mut run = run_with_two_agents(Duration::from_millis(3500));
+        for s in 0..3 {
+            report(&mut run, 1, s);
+        }
+        report(&mut run, 2, 0);
+        report(&mut run, 2, 1);
+        assert_eq!(run.complete_second(), Some(1), "agent 2 has not sent second 2");
+        report(&mut run, 2, 2);
+        assert_eq!(run.complete_second(), Some(2));
+        // Only closed seconds: 3.5 s in, second 3 is still open.
+        report(&mut run, 1, 3);
+        report(&mut run, 2, 3);
+        assert_eq!(run.complete_second(), Some(2));
+        // A lost agent is not waited for.
+        let mut run = run_with_two_agents(Duration::from_millis(3500));
+        for s in 0..3 {
+            report(&mut run, 1, s);
+        }
+        run.participants.get_mut(&2).unwrap().lost = true;
+        assert_eq!(run.complete_second(), Some(2));
+        // A late agent is waited for at most LATE_WINDOW.
+        let mut run = run_with_two_agents(Duration::from_millis(5500));
+        for s in 0..5 {
+            report(&mut run, 1, s);
+        }
+        report(&mut run, 2, 0);
+        assert_eq!(run.complete_second(), Some(2));
     }
 }
