@@ -134,6 +134,12 @@ pub struct ServerOpts {
     /// How long a graceful shutdown waits for clients to finish their close handshake.
     #[arg(long = "shutdown-timeout", env = "SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Runtime threads of each worker process. Default: the machine's cores divided
+    /// among the instances, at least 1 (12 workers with a thread per core each would
+    /// put 12x as many threads as cores in contention, which costs context switches on
+    /// every connection). The supervisor and the in-process memory broker use one per core.
+    #[arg(long = "worker-threads", env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
     /// Log format.
     #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -143,6 +149,14 @@ pub struct ServerOpts {
 pub const DEFAULT_REDIS_URL: &str = "redis://localhost:6379";
 
 impl ServerOpts {
+    /// Runtime threads for one worker process: `--worker-threads`, or the cores shared
+    /// out among the instances.
+    pub fn threads_per_worker(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        self.worker_threads
+            .map_or_else(|| (cores / usize::from(self.instances)).max(1), usize::from)
+    }
+
     /// The broker in effect: the flag, else `redis` when REDIS_URL is set, else `memory`.
     pub fn broker_kind(&self) -> BrokerKind {
         self.broker.unwrap_or(if self.redis_url.is_some() {
@@ -223,6 +237,16 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_threads_share_the_cores() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let opts = |args: &[&str]| Cli::try_parse_from([&["ws-server"], args].concat()).unwrap().server;
+        assert_eq!(opts(&["--instances", "12"]).threads_per_worker(), (cores / 12).max(1));
+        assert_eq!(opts(&["--instances", "1"]).threads_per_worker(), cores);
+        assert_eq!(opts(&["--worker-threads", "3"]).threads_per_worker(), 3);
+        assert!(Cli::try_parse_from(["ws-server", "--worker-threads", "0"]).is_err());
+    }
 
     #[test]
     fn sizes_parse() {

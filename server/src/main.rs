@@ -2,10 +2,9 @@
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use wsload_server::{logging, Cli};
+use wsload_server::{logging, Cli, Command};
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
@@ -17,12 +16,32 @@ async fn main() {
         Err(e) => e.exit(),
     };
     logging::init(cli.server.log_format);
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let worker_args = std::env::args_os().skip(1).collect();
-    if let Err(e) = wsload_server::run(cli, worker_args, shutdown).await {
-        eprintln!("error: {e}");
-        std::process::exit(e.exit_code());
+    // A worker process gets its share of the cores; everything else one thread per core.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.command, Some(Command::Worker(_))) {
+        builder.worker_threads(cli.server.threads_per_worker());
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let worker_args = std::env::args_os().skip(1).collect();
+        match wsload_server::run(cli, worker_args, shutdown).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                e.exit_code()
+            }
+        }
+    });
+    if code != 0 {
+        std::process::exit(code);
     }
 }
 
