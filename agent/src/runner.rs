@@ -192,3 +192,38 @@ async fn aggregate(
     let _ = open_sessions.send(0);
     let _ = out.send(send(&mut w, second)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backlog of events is taken in one turn of the scheduler, so events land in
+    /// the window of the second they were sent in, not in a later one. (Taking one
+    /// event per turn, as before, let thousands of sessions' events pile up and show
+    /// up seconds later as a burst.)
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_lands_in_the_window_it_was_sent_in() {
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
+        for _ in 0..10_000 {
+            ev_tx.try_send(Event::Connected(Duration::from_millis(1))).unwrap();
+        }
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        let (_res_tx, res_rx) = watch::channel(ResourceSample::default());
+        let (open_tx, _open_rx) = watch::channel(0);
+        let agg = tokio::spawn(aggregate("r".into(), Instant::now(), ev_rx, out_tx, res_rx, open_tx));
+        // One turn for the aggregator, then second 0 ends.
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let Some(AgentMessage {
+            body: Some(Body::Metrics(w)),
+        }) = out_rx.recv().await
+        else {
+            panic!("no window")
+        };
+        assert_eq!(w.second, 0);
+        assert_eq!(w.counters.unwrap().connects_ok, 10_000);
+        assert_eq!(w.active_sessions, 10_000);
+        drop(ev_tx);
+        agg.await.unwrap();
+    }
+}
