@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -10,10 +11,34 @@ use common::*;
 use tokio_util::sync::CancellationToken;
 use wsload_agent::AgentOpts;
 
-async fn run_with_agent(agent: AgentOpts, args: &[&str]) -> (u8, wsload_coordinator::hub::Finished) {
+/// Runs `run_args` in-process against a test WebSocket server with one in-process agent
+/// started with `agent_args` (and `--insecure`), the only agent of the run; returns the
+/// exit code, the result and the server's counters. Both tests need this same setup and
+/// differ only in the agent's limits and the plan.
+async fn run_with_agent(
+    name: &str,
+    agent_args: &[&str],
+    run_args: &[&str],
+) -> (u8, wsload_coordinator::hub::Finished, Arc<Stats>) {
+    let (addr, stats) = test_ws_server(Duration::from_millis(1)).await;
+    let target = format!("ws://{addr}/");
+    let out = out_dir(name);
+    let agent = AgentOpts::parse_from(["ws-agent", "--insecure"].iter().chain(agent_args));
+    let mut args = vec![
+        "--target",
+        &target,
+        "--agents",
+        "1",
+        "--local-agents",
+        "0",
+        "--insecure",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(run_args);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut opts = run_opts(args);
+    let mut opts = run_opts(&args);
     opts.agent_wait = Duration::from_secs(20);
     let cancel = CancellationToken::new();
     let agent = AgentOpts {
@@ -21,42 +46,19 @@ async fn run_with_agent(agent: AgentOpts, args: &[&str]) -> (u8, wsload_coordina
         ..agent
     };
     let agent_task = tokio::spawn(wsload_agent::run(agent, cancel.clone()));
-    let res = tokio::time::timeout(
-        Duration::from_secs(60),
-        wsload_coordinator::cli::run::run_on(listener, opts, cancel.clone()),
-    )
-    .await
-    .expect("no hang")
-    .expect("run ok");
+    let (code, f) = run_within(Duration::from_secs(60), listener, opts, cancel.clone()).await;
     cancel.cancel();
     let _ = agent_task.await;
-    res
+    (code, f, stats)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_throttle_holds_batches_back_and_reports_it() {
-    let (addr, stats) = test_ws_server(Duration::from_millis(1)).await;
-    let target = format!("ws://{addr}/");
-    let out = out_dir("throttle");
     // Any machine uses more than 1 % of its memory: the agent must never start a batch.
-    let agent = AgentOpts::parse_from(["ws-agent", "--insecure", "--max-memory", "1", "--name", "tight"]);
-    let (code, f) = run_with_agent(
-        agent,
-        &[
-            "--target",
-            &target,
-            "--sessions",
-            "10",
-            "--max-duration",
-            "3s",
-            "--agents",
-            "1",
-            "--local-agents",
-            "0",
-            "--insecure",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+    let (code, f, stats) = run_with_agent(
+        "throttle",
+        &["--max-memory", "1", "--name", "tight"],
+        &["--sessions", "10", "--max-duration", "3s"],
     )
     .await;
     assert_eq!(code, wsload_coordinator::exit::RUN_FAILED);
@@ -69,32 +71,10 @@ async fn memory_throttle_holds_batches_back_and_reports_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_target_refuses_other_targets() {
-    let (addr, stats) = test_ws_server(Duration::from_millis(1)).await;
-    let target = format!("ws://{addr}/");
-    let out = out_dir("allow");
-    let agent = AgentOpts::parse_from([
-        "ws-agent",
-        "--insecure",
-        "--allow-target",
-        "10.0.0.0/8",
-        "--name",
-        "picky",
-    ]);
-    let (code, f) = run_with_agent(
-        agent,
-        &[
-            "--target",
-            &target,
-            "--sessions",
-            "5",
-            "--agents",
-            "1",
-            "--local-agents",
-            "0",
-            "--insecure",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+    let (code, f, stats) = run_with_agent(
+        "allow",
+        &["--allow-target", "10.0.0.0/8", "--name", "picky"],
+        &["--sessions", "5"],
     )
     .await;
     assert_eq!(code, wsload_coordinator::exit::RUN_FAILED);

@@ -6,53 +6,133 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use wsload_coordinator::cli::RunOpts;
+use wsload_coordinator::exit::CliError;
+use wsload_coordinator::hub::Finished;
+
+/// An in-process run, not started yet, whose agents are `ws-agent` processes the test
+/// starts itself: the setup both agent-loss tests share.
+struct LossRun {
+    /// The URL the agents dial.
+    coord: String,
+    listener: TcpListener,
+    opts: RunOpts,
+    out: OutDir,
+}
+
+impl LossRun {
+    /// A test WebSocket server replying after `delay` and a run of `args` against it,
+    /// plus what both loss tests plan alike: two agents, batches of 2 sessions held 1 s,
+    /// no TLS and a fresh report directory named after `name`.
+    async fn new(name: &str, delay: Duration, args: &[&str]) -> Self {
+        let (addr, _stats) = test_ws_server(delay).await;
+        let target = format!("ws://{addr}/ws");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let coord = format!("http://{}", listener.local_addr().unwrap());
+        let out = out_dir(name);
+        let mut all = vec![
+            "--target",
+            &target,
+            "--batch-size",
+            "2",
+            "--hold-time",
+            "1s",
+            "--agents",
+            "2",
+            "--insecure",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let opts = run_opts(&all);
+        Self {
+            coord,
+            listener,
+            opts,
+            out,
+        }
+    }
+
+    /// Starts the run in the background, once the test has started its agents.
+    fn start(self) -> StartedRun {
+        StartedRun {
+            task: tokio::spawn(wsload_coordinator::cli::run::run_on(
+                self.listener,
+                self.opts,
+                CancellationToken::new(),
+            )),
+            _out: self.out,
+        }
+    }
+}
+
+/// A run going on in the background; it keeps its report directory until the run has ended.
+struct StartedRun {
+    task: JoinHandle<Result<(u8, Finished), CliError>>,
+    _out: OutDir,
+}
+
+impl StartedRun {
+    /// Waits for the run's end, failing the test if it errors or takes longer than `limit`
+    /// from now.
+    async fn finish(self, limit: Duration) -> (u8, Finished) {
+        tokio::time::timeout(limit, self.task)
+            .await
+            .expect("no hang")
+            .unwrap()
+            .expect("run ok")
+    }
+}
+
+/// Starts `ws-coordinator serve` on `port` (no TLS, reports in `out`); the coordinator-loss
+/// test starts one, kills it, then starts another in its place.
+fn serve(port: u16, out: &OutDir) -> Proc {
+    Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ws-coordinator"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--insecure",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
 
 /// Kill one of two agents mid-run: the run completes, the lost sessions and the
 /// reassigned batches are reported, and the totals still add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_loss_reassigns_batches_and_totals_add_up() {
-    let (addr, _stats) = test_ws_server(Duration::from_millis(5)).await;
-    let target = format!("ws://{addr}/ws");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let coord = format!("http://{}", listener.local_addr().unwrap());
-    let out = out_dir("agentloss");
     // 40 batches of 2 sessions, one every 100 ms: ~4 s of starts; sessions hold 1 s.
-    let opts = run_opts(&[
-        "--target",
-        &target,
-        "--sessions",
-        "80",
-        "--batch-size",
-        "2",
-        "--batch-interval",
-        "100ms",
-        "--messages-per-session",
-        "3",
-        "--hold-time",
-        "1s",
-        "--agents",
-        "2",
-        "--insecure",
-        "--out",
-        out.to_str().unwrap(),
-        "--heartbeat-timeout",
-        "3s",
-    ]);
-    let _a = agent_process(&coord, "survivor", &["--insecure", "--max-sessions", "1000"]);
-    let mut victim = agent_process(&coord, "victim", &["--insecure", "--max-sessions", "1000"]);
-    let run = tokio::spawn(wsload_coordinator::cli::run::run_on(
-        listener,
-        opts,
-        CancellationToken::new(),
-    ));
+    let run = LossRun::new(
+        "agentloss",
+        Duration::from_millis(5),
+        &[
+            "--sessions",
+            "80",
+            "--batch-interval",
+            "100ms",
+            "--messages-per-session",
+            "3",
+            "--heartbeat-timeout",
+            "3s",
+        ],
+    )
+    .await;
+    let _a = agent_process(&run.coord, "survivor", &["--insecure", "--max-sessions", "1000"]);
+    let mut victim = agent_process(&run.coord, "victim", &["--insecure", "--max-sessions", "1000"]);
+    let run = run.start();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     victim.0.kill().unwrap();
-    let (code, f) = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("no hang")
-        .unwrap()
-        .expect("run ok");
+    let (code, f) = run.finish(Duration::from_secs(60)).await;
     let r = &f.report;
     let t = &r.totals;
     assert_eq!(code, 0, "{:?}", f.summary);
@@ -78,21 +158,7 @@ async fn coordinator_loss_stops_load_within_grace_period_then_agent_reregisters(
     let port = free_port();
     let coord = format!("http://127.0.0.1:{port}");
     let out = out_dir("coordloss");
-    let mut coordinator = Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ws-coordinator"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--insecure",
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut coordinator = serve(port, &out);
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             break;
@@ -150,21 +216,7 @@ async fn coordinator_loss_stops_load_within_grace_period_then_agent_reregisters(
     // The agent itself keeps retrying (it is a daemon) and registers again with a
     // restarted coordinator.
     assert!(agent.0.try_wait().unwrap().is_none());
-    let _restarted = Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ws-coordinator"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--insecure",
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _restarted = serve(port, &out);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         assert!(Instant::now() < deadline, "agent did not re-register");
@@ -190,42 +242,27 @@ async fn coordinator_loss_stops_load_within_grace_period_then_agent_reregisters(
 /// frozen with SIGSTOP, so its TCP connection stays up): exit code 4, reason given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_agent_is_lost_by_heartbeat_and_abort_policy_ends_the_run() {
-    let (addr, _stats) = test_ws_server(Duration::from_millis(1)).await;
-    let target = format!("ws://{addr}/ws");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let coord = format!("http://{}", listener.local_addr().unwrap());
-    let out = out_dir("frozen");
-    let opts = run_opts(&[
-        "--target",
-        &target,
-        "--sessions",
-        "40",
-        "--batch-size",
-        "2",
-        "--batch-interval",
-        "200ms",
-        "--messages-per-session",
-        "2",
-        "--hold-time",
-        "1s",
-        "--agents",
-        "2",
-        "--insecure",
-        "--out",
-        out.to_str().unwrap(),
-        "--heartbeat-timeout",
-        "2s",
-        "--on-agent-loss",
-        "abort",
-    ]);
-    let _a = agent_process(&coord, "steady", &["--insecure"]);
-    let frozen = agent_process(&coord, "frozen", &["--insecure"]);
+    let run = LossRun::new(
+        "frozen",
+        Duration::from_millis(1),
+        &[
+            "--sessions",
+            "40",
+            "--batch-interval",
+            "200ms",
+            "--messages-per-session",
+            "2",
+            "--heartbeat-timeout",
+            "2s",
+            "--on-agent-loss",
+            "abort",
+        ],
+    )
+    .await;
+    let _a = agent_process(&run.coord, "steady", &["--insecure"]);
+    let frozen = agent_process(&run.coord, "frozen", &["--insecure"]);
     let pid = frozen.0.id().to_string();
-    let run = tokio::spawn(wsload_coordinator::cli::run::run_on(
-        listener,
-        opts,
-        CancellationToken::new(),
-    ));
+    let run = run.start();
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(std::process::Command::new("kill")
         .args(["-STOP", &pid])
@@ -233,11 +270,7 @@ async fn frozen_agent_is_lost_by_heartbeat_and_abort_policy_ends_the_run() {
         .unwrap()
         .success());
     let started = Instant::now();
-    let (code, f) = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("no hang")
-        .unwrap()
-        .expect("run ok");
+    let (code, f) = run.finish(Duration::from_secs(30)).await;
     let _ = std::process::Command::new("kill").args(["-CONT", &pid]).status();
     assert_eq!(code, wsload_coordinator::exit::RUN_FAILED);
     assert!(

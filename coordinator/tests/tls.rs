@@ -68,13 +68,7 @@ async fn agents_connect_over_tls() {
             "localhost",
         ],
     );
-    let (code, f) = tokio::time::timeout(
-        Duration::from_secs(60),
-        wsload_coordinator::cli::run::run_on(listener, opts, CancellationToken::new()),
-    )
-    .await
-    .expect("no hang")
-    .expect("run ok");
+    let (code, f) = run_within(Duration::from_secs(60), listener, opts, CancellationToken::new()).await;
     assert_eq!(code, 0, "{:?}", f.summary);
     assert_eq!(f.report.agents.len(), 2);
     assert_eq!(

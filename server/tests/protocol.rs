@@ -54,20 +54,43 @@ async fn check_oversize_and_utf8(url: &str, max_payload: usize) {
     assert_eq!(close_code(&mut ws).await, Some(1007));
 }
 
+/// Starts Redis and `instances` server instances using it as their broker, with `extra`
+/// server flags: the setup of every test of what Redis carries between instances.
+fn redis_server(instances: u16, extra: &[&str]) -> (Redis, Server) {
+    let redis = Redis::start();
+    let redis_url = redis.url();
+    let mut args = vec!["--broker", "redis", "--redis-url", &redis_url];
+    args.extend_from_slice(extra);
+    let server = Server::start(instances, &args);
+    (redis, server)
+}
+
+/// Runs a Python `websockets` client that connects to `url` offering permessage-deflate
+/// and then runs `body` (Python indented by 8 spaces, with `ws` the connection and `hdrs`
+/// the handshake's response headers): the compression tests need a second, independent
+/// client implementation.
+async fn deflate_client(url: &str, body: &str) -> std::process::Output {
+    let script = format!(
+        r#"
+import asyncio, json, sys
+import websockets
+async def main(url):
+    async with websockets.connect(url, compression="deflate") as ws:
+        hdrs = getattr(ws, "response_headers", None) or ws.response.headers
+{body}
+asyncio.run(main(sys.argv[1]))
+"#
+    );
+    tokio::process::Command::new("python3")
+        .args(["-c", &script, url])
+        .output()
+        .await
+        .expect("python3")
+}
+
 #[tokio::test]
 async fn redis_protocol_and_counts() {
-    let redis = Redis::start();
-    let server = Server::start(
-        1,
-        &[
-            "--broker",
-            "redis",
-            "--redis-url",
-            &redis.url(),
-            "--max-payload",
-            "64KiB",
-        ],
-    );
+    let (redis, server) = redis_server(1, &["--max-payload", "64KiB"]);
     let url = server.url(server.base_port);
     let mut conn = redis.conn().await;
 
@@ -104,18 +127,7 @@ async fn memory_broker_protocol() {
 
 #[tokio::test]
 async fn publish_reaches_clients_on_two_instances() {
-    let redis = Redis::start();
-    let server = Server::start(
-        2,
-        &[
-            "--broker",
-            "redis",
-            "--redis-url",
-            &redis.url(),
-            "--server-event-interval",
-            "0",
-        ],
-    );
+    let (redis, server) = redis_server(2, &["--server-event-interval", "0"]);
     let (mut a, _) = open_session(&server.url(server.base_port)).await;
     let (mut b, _) = open_session(&server.url(server.base_port + 1)).await;
     let out = run_server_cmd(&["--redis-url", &redis.url(), "publish", "hello from the test"]);
@@ -138,18 +150,7 @@ async fn publish_reaches_clients_on_two_instances() {
 
 #[tokio::test]
 async fn periodic_server_events_have_exactly_one_publisher() {
-    let redis = Redis::start();
-    let server = Server::start(
-        3,
-        &[
-            "--broker",
-            "redis",
-            "--redis-url",
-            &redis.url(),
-            "--server-event-interval",
-            "500ms",
-        ],
-    );
+    let (_redis, server) = redis_server(3, &["--server-event-interval", "500ms"]);
     let (mut ws, _) = open_session(&server.url(server.base_port + 2)).await;
     // Over ~2.6 s one publisher sends 5 events (at 0.5 s intervals), not 3 x 5.
     let start = std::time::Instant::now();
@@ -175,12 +176,7 @@ async fn permessage_deflate_with_python_websockets() {
     // Threshold 0: the server compresses its (small) responses too, so both
     // directions carry compressed frames.
     let server = Server::start(1, &["--broker", "memory", "--compression-threshold", "0"]);
-    let script = r#"
-import asyncio, json, sys
-import websockets
-async def main(url):
-    async with websockets.connect(url, compression="deflate") as ws:
-        hdrs = getattr(ws, "response_headers", None) or ws.response.headers
+    let body = r#"
         ext = hdrs.get("Sec-WebSocket-Extensions", "")
         assert "permessage-deflate" in ext, ext
         ev = json.loads(await ws.recv())
@@ -189,14 +185,8 @@ async def main(url):
             await ws.send("compressible " * 50)
             r = json.loads(await ws.recv())
             assert r["messageCount"] == n, r
-        print("ok", ext)
-asyncio.run(main(sys.argv[1]))
-"#;
-    let out = tokio::process::Command::new("python3")
-        .args(["-c", script, &server.url(server.base_port)])
-        .output()
-        .await
-        .expect("python3");
+        print("ok", ext)"#;
+    let out = deflate_client(&server.url(server.base_port), body).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -210,20 +200,9 @@ asyncio.run(main(sys.argv[1]))
 #[tokio::test]
 async fn compression_can_be_turned_off() {
     let server = Server::start(1, &["--broker", "memory", "--compression", "false"]);
-    let script = r#"
-import asyncio, sys
-import websockets
-async def main(url):
-    async with websockets.connect(url, compression="deflate") as ws:
-        hdrs = getattr(ws, "response_headers", None) or ws.response.headers
-        print("ext=" + hdrs.get("Sec-WebSocket-Extensions", ""))
-asyncio.run(main(sys.argv[1]))
-"#;
-    let out = tokio::process::Command::new("python3")
-        .args(["-c", script, &server.url(server.base_port)])
-        .output()
-        .await
-        .expect("python3");
+    let body = r#"
+        print("ext=" + hdrs.get("Sec-WebSocket-Extensions", ""))"#;
+    let out = deflate_client(&server.url(server.base_port), body).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ext=");
 }

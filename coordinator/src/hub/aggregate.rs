@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use wsload_proto::hist::{self, HistError};
-use wsload_proto::pb::{MetricWindow, ResourceSample};
+use wsload_proto::pb::{Counters, MetricWindow, ResourceSample};
 
-use crate::report::model::{AgentReport, MemorySample, RunHistograms, Totals, Window};
+use crate::report::model::{new_histogram, AgentReport, MemorySample, RunHistograms, Totals, Window};
 
 /// One agent's running sums.
 #[derive(Debug, Default)]
@@ -71,14 +71,8 @@ impl Aggregator {
         let seen = self.reported.entry(conn).or_default();
         *seen = (*seen).max(second + 1);
         let win = self.seconds.entry(second).or_insert_with(|| Window::empty(second));
-        win.active_sessions += w.active_sessions;
-        win.connections_opened += c.connects_ok;
-        win.connections_failed += c.connect_failures;
-        win.messages_sent += c.messages_sent;
-        win.responses += c.responses;
-        win.server_events += c.server_events;
+        win.merge_counts(&counts_window(second, w, &c));
         for (k, v) in &c.errors {
-            *win.errors.entry(k.clone()).or_default() += v;
             *self.totals.errors.entry(k.clone()).or_default() += v;
         }
         hist::merge_into(&mut win.rtt, &h.rtt_intended)?;
@@ -157,10 +151,27 @@ impl Aggregator {
     }
 }
 
+/// The counters of one agent's window `w` (with `c`, its counters) as a report [`Window`]
+/// with an empty RTT, so [`Window::merge_counts`] is the one place that sums windows; the
+/// RTT is merged from the encoded histogram by the caller.
+fn counts_window(second: u64, w: &MetricWindow, c: &Counters) -> Window {
+    Window {
+        t: second,
+        active_sessions: w.active_sessions,
+        connections_opened: c.connects_ok,
+        connections_failed: c.connect_failures,
+        messages_sent: c.messages_sent,
+        responses: c.responses,
+        server_events: c.server_events,
+        errors: c.errors.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        rtt: new_histogram(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsload_proto::pb::{Counters, Histograms};
+    use wsload_proto::pb::Histograms;
 
     fn window(second: i64, samples: &[u64]) -> MetricWindow {
         let mut h = hist::new_histogram();

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::chart::DualCoordChartContext;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -309,10 +311,32 @@ fn draw_line_chart(path: &Path, spec: &LineChart<'_>, x_max: f64) -> Result<(), 
             chart.draw_series(marks).map_err(|e| err(&e))?;
         }
     }
-    if !spec.series.is_empty() {
+    let legend = (!spec.series.is_empty()).then_some(SeriesLabelPosition::UpperRight);
+    finish_time_chart(&root, &mut chart, legend, any, err)
+}
+
+/// The two-axis, time-based chart of [`draw_line_chart`] and the memory chart.
+pub(crate) type TimeChart<'a, 'b> = DualCoordChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<RangedCoordf64, RangedCoordf64>,
+    Cartesian2d<RangedCoordf64, RangedCoordf64>,
+>;
+
+/// The common end of the time charts, so their legends and "no data" look alike: draws
+/// the legend at `legend` (none when `None`), "no data" unless `any` series had a
+/// point, and writes the file.
+pub(crate) fn finish_time_chart<'a, 'b: 'a>(
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    chart: &mut TimeChart<'a, 'b>,
+    legend: Option<SeriesLabelPosition>,
+    any: bool,
+    err: impl Fn(&dyn std::fmt::Display) -> ReportError,
+) -> Result<(), ReportError> {
+    if let Some(position) = legend {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(position)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font((FAMILY, 18))

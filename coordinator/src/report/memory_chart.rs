@@ -8,7 +8,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::charts::{chart_err, no_data, tick, y_top, CHART_SIZE, PALETTE};
+use super::charts::{chart_err, finish_time_chart, tick, y_top, CHART_SIZE, PALETTE};
 use super::font::FAMILY;
 use super::model::RunReport;
 use super::ReportError;
@@ -72,19 +72,6 @@ pub fn draw(path: &Path, file: &str, report: &RunReport, x_max: f64) -> Result<(
             .label(format!("{}{lost}: RSS MiB", agent.name))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 9, y)], color.stroke_width(3)));
     }
-    if !report.agents.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FAMILY, 18))
-            .draw()
-            .map_err(|e| err(&e))?;
-    }
-    if !any {
-        no_data(&chart.plotting_area().strip_coord_spec()).map_err(|e| err(&e))?;
-    }
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    let legend = (!report.agents.is_empty()).then_some(SeriesLabelPosition::UpperLeft);
+    finish_time_chart(&root, &mut chart, legend, any, err)
 }

@@ -235,6 +235,15 @@ impl Window {
 
     /// Adds another agent's window for the same second (counts summed, histograms merged).
     pub fn merge(&mut self, other: &Window) -> Result<(), hdrhistogram::AdditionError> {
+        self.merge_counts(other);
+        self.rtt.add(&other.rtt)
+    }
+
+    /// Adds the counters and error counts of `other`, leaving `rtt` alone.
+    ///
+    /// Separate from [`Window::merge`] so the coordinator's aggregator, which merges the
+    /// RTT straight from an agent's encoded histogram, sums the counters the same way.
+    pub fn merge_counts(&mut self, other: &Window) {
         self.active_sessions += other.active_sessions;
         self.connections_opened += other.connections_opened;
         self.connections_failed += other.connections_failed;
@@ -244,7 +253,6 @@ impl Window {
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_insert(0) += n;
         }
-        self.rtt.add(&other.rtt)
     }
 
     /// Sum of `errors` over all kinds in this second.

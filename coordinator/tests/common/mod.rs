@@ -174,6 +174,21 @@ pub fn run_opts(args: &[&str]) -> wsload_coordinator::cli::RunOpts {
     }
 }
 
+/// Runs `opts` in-process on `listener` and returns its exit code and result, failing
+/// the test if the run errors or takes longer than `limit`: the same check ends every
+/// in-process run, so a hang shows up as a failure instead of a stuck test.
+pub async fn run_within(
+    limit: Duration,
+    listener: TcpListener,
+    opts: wsload_coordinator::cli::RunOpts,
+    cancel: tokio_util::sync::CancellationToken,
+) -> (u8, wsload_coordinator::hub::Finished) {
+    tokio::time::timeout(limit, wsload_coordinator::cli::run::run_on(listener, opts, cancel))
+        .await
+        .expect("no hang")
+        .expect("run ok")
+}
+
 /// A fresh temporary report directory.
 pub fn out_dir(name: &str) -> OutDir {
     let d = std::env::temp_dir().join(format!("wsload-test-{name}-{}", std::process::id()));
