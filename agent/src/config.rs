@@ -59,6 +59,11 @@ pub struct AgentOpts {
     #[arg(long = "allow-target", env = "WSLOAD_ALLOW_TARGET", value_delimiter = ',')]
     pub allow_targets: Vec<String>,
 
+    /// PEM CA certificate(s) to trust for `wss://` targets, besides the system's roots
+    /// (a target with a private or self-signed CA).
+    #[arg(long = "target-ca", env = "WSLOAD_TARGET_CA")]
+    pub target_ca: Option<std::path::PathBuf>,
+
     /// PEM CA certificate of the coordinator's TLS certificate (for https:// URLs).
     #[arg(long, env = "WSLOAD_TLS_CA")]
     pub tls_ca: Option<std::path::PathBuf>,

@@ -13,6 +13,7 @@ pub mod resources;
 pub mod runner;
 pub mod runs;
 pub mod session;
+pub mod target_tls;
 pub mod tls;
 pub mod wire;
 
@@ -55,6 +56,10 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
         field: "coordinator",
         reason,
     })?;
+    let target_tls = target_tls::connector(opts.target_ca.as_deref()).map_err(|reason| AgentError::InvalidOption {
+        field: "target-ca",
+        reason,
+    })?;
     let files = limits::raise_nofile();
     let source_ips: Arc<[std::net::IpAddr]> = opts.source_ips.clone().map(|s| s.0).unwrap_or_default().into();
     let max_sessions = limits::max_sessions(files, source_ips.len(), opts.max_sessions);
@@ -87,6 +92,7 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
         source_ips: source_ips.clone(),
         allow_targets: opts.allow_targets.clone(),
         deflate_pool: yawc::DeflatePool::new(8),
+        target_tls,
         connecting: Arc::new(tokio::sync::Semaphore::new(opts.max_connecting as usize)),
         grace: opts.grace,
         out: out_tx,

@@ -26,6 +26,8 @@ pub struct Shared {
     pub allow_targets: Vec<String>,
     /// ONE deflate pool per process (a pool per connection costs ~370 KB each).
     pub deflate_pool: DeflatePool,
+    /// TLS for `wss://` targets (system roots plus `--target-ca`).
+    pub target_tls: tokio_rustls::TlsConnector,
     /// Bounds the handshakes in flight across all batches (`--max-connecting`).
     pub connecting: Arc<tokio::sync::Semaphore>,
     /// Grace period without coordinator before load stops.
@@ -99,9 +101,14 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         return None;
     };
     let url = match url::Url::parse(&plan.target) {
-        Ok(u) if u.scheme() == "ws" => u,
+        Ok(u) if u.scheme() == "ws" || u.scheme() == "wss" => u,
         Ok(u) => {
-            refuse(shared, &a, format!("unsupported scheme {} (only ws://)", u.scheme())).await;
+            refuse(
+                shared,
+                &a,
+                format!("unsupported scheme {} (ws:// or wss://)", u.scheme()),
+            )
+            .await;
             return None;
         }
         Err(e) => {
@@ -119,7 +126,9 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         .await;
         return None;
     }
-    let port = url.port_or_known_default().unwrap_or(80);
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if url.scheme() == "wss" { 443 } else { 80 });
     let addr = match tokio::net::lookup_host((host.as_str(), port))
         .await
         .map(|mut it| it.next())
@@ -130,6 +139,20 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
             return None;
         }
     };
+    let tls = if url.scheme() == "wss" {
+        match rustls_pki_types::ServerName::try_from(host.clone()) {
+            Ok(name) => Some(crate::target_tls::TargetTls {
+                connector: shared.target_tls.clone(),
+                name,
+            }),
+            Err(e) => {
+                refuse(shared, &a, format!("{host} is not a name TLS can verify: {e}")).await;
+                return None;
+            }
+        }
+    } else {
+        None
+    };
     let options = ws_options(plan.compression, &shared.deflate_pool);
     let source_ips = shared.source_ips.clone();
     let ms = Duration::from_millis;
@@ -138,6 +161,7 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         addr,
         url: url.clone(),
         options: options.clone(),
+        tls: tls.clone(),
         source_ips: source_ips.clone(),
         connect_timeout: ms(plan.connect_timeout_ms.max(1)),
         response_timeout: ms(if plan.response_timeout_ms == 0 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::SinkExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,7 @@ use yawc::close::CloseCode;
 use yawc::{Frame, OpCode, Options, WebSocket};
 
 use crate::metrics::Event;
+use crate::target_tls::{Stream, TargetTls};
 use crate::wire::{self, ServerMessage};
 
 /// What every session of a run shares.
@@ -26,6 +27,8 @@ pub struct SessionCtx {
     pub url: url::Url,
     /// yawc options: small buffers, optional pooled compression.
     pub options: Options,
+    /// For `wss://`: TLS over the socket before the upgrade.
+    pub tls: Option<TargetTls>,
     /// Source addresses to bind before connecting (empty: let the OS choose).
     pub source_ips: Arc<[IpAddr]>,
     /// Bound on TCP connect + upgrade, and on the wait for the `session` event.
@@ -48,7 +51,7 @@ pub struct SessionCtx {
     pub connecting: Arc<tokio::sync::Semaphore>,
 }
 
-type Ws = WebSocket<TcpStream>;
+type Ws = WebSocket<Stream>;
 
 /// What a frame means to the session.
 enum Incoming {
@@ -151,6 +154,10 @@ async fn connect(ctx: &SessionCtx, index: u64) -> Result<Ws, &'static str> {
         _ => "connect_error",
     })?;
     let _ = stream.set_nodelay(true);
+    let stream = match &ctx.tls {
+        None => Stream::Plain(stream),
+        Some(tls) => tls.connect(stream).await.map_err(|_| "tls_error")?,
+    };
     WebSocket::handshake(ctx.url.clone(), stream, ctx.options.clone())
         .await
         .map_err(|_| "handshake_error")
@@ -292,6 +299,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             url: url::Url::parse("ws://127.0.0.1:1/").unwrap(),
             options: yawc::Options::default(),
+            tls: None,
             source_ips: Vec::new().into(),
             connect_timeout: std::time::Duration::from_secs(1),
             response_timeout: std::time::Duration::from_secs(1),

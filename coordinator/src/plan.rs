@@ -93,7 +93,7 @@ pub struct Stage {
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// ws:// URL.
+    /// ws:// or wss:// URL.
     pub target: String,
     /// Sessions in total.
     pub sessions: u64,
@@ -178,9 +178,8 @@ impl PlanArgs {
             .ok_or_else(|| err("target", "required (e.g. --target ws://127.0.0.1:9001/ws)"))?;
         let url = url::Url::parse(&target).map_err(|e| err("target", format!("`{target}` is not a URL: {e}")))?;
         match url.scheme() {
-            "ws" => {}
-            "wss" => return Err(err("target", "wss:// is not supported by the agents yet; use ws://")),
-            s => return Err(err("target", format!("scheme must be ws://, not {s}://"))),
+            "ws" | "wss" => {}
+            s => return Err(err("target", format!("scheme must be ws:// or wss://, not {s}://"))),
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(err("target", "has no host"));

@@ -37,6 +37,11 @@ fn invalid_plans_and_thresholds_exit_2_naming_the_field() {
     assert_bad(&["run", "--target", t, "--threshold", "rtt_p99<250"], "time unit");
     assert_bad(&["run", "--target", t, "--agents", "1"], "--insecure");
     assert_bad(&["serve", "--listen", "127.0.0.1:0"], "--insecure");
+    let wss = ["run", "--listen", "127.0.0.1:0", "--target", "wss://127.0.0.1:9/ws"];
+    assert_bad(
+        &[&wss[..], &["--target-ca", "/nonexistent/ca.pem"]].concat(),
+        "target-ca",
+    );
     let dir = out_dir("badplan");
     std::fs::create_dir_all(&dir).unwrap();
     let plan = dir.join("plan.toml");
@@ -52,6 +57,18 @@ fn agent_without_token_or_insecure_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure"));
+    let out = Command::new(workspace_bin("ws-agent"))
+        .args([
+            "--coordinator",
+            "http://127.0.0.1:9",
+            "--insecure",
+            "--target-ca",
+            "/nonexistent/ca.pem",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("target-ca"));
 }
 
 async fn serve_with_token(token: &str) -> (String, CancellationToken) {

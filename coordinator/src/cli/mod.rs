@@ -121,6 +121,10 @@ pub struct RunOpts {
     /// An agent silent this long is lost.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub heartbeat_timeout: Duration,
+    /// PEM CA certificate(s) the in-process agents trust for a `wss://` target, besides
+    /// the system's roots (external agents take their own `--target-ca`).
+    #[arg(long = "target-ca", env = "WSLOAD_TARGET_CA")]
+    pub target_ca: Option<PathBuf>,
     /// Submit the run to a `serve` daemon at this URL instead and follow it.
     #[arg(long, env = "WSLOAD_REMOTE")]
     pub remote: Option<String>,

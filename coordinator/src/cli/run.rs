@@ -39,6 +39,10 @@ pub async fn run_on(
     let plan = opts.plan.validate().map_err(CliError::bad_input)?;
     let thresholds = crate::thresholds::parse_all(&opts.thresholds).map_err(CliError::bad_input)?;
     let local = opts.local_agents.unwrap_or(if opts.agents == 0 { 1 } else { 0 });
+    if let Some(ca) = opts.target_ca.as_deref().filter(|_| local > 0) {
+        wsload_agent::target_tls::connector(Some(ca))
+            .map_err(|e| CliError::bad_input(format!("invalid --target-ca: {e}")))?;
+    }
     if local + opts.agents == 0 {
         return Err(CliError::bad_input(
             "--local-agents 0 with --agents 0: no agent would run the load",
@@ -77,6 +81,7 @@ pub async fn run_on(
     let mut agents = Vec::new();
     for i in 0..local {
         let mut o = AgentOpts::local(format!("{scheme}://{dial}"), format!("local-{i}"), agent_token.clone());
+        o.target_ca.clone_from(&opts.target_ca);
         if scheme == "https" {
             o.tls_ca.clone_from(&opts.tls_client.tls_ca);
             o.tls_domain = Some(opts.tls_client.tls_domain.clone().unwrap_or_else(|| "localhost".into()));

@@ -295,12 +295,49 @@ pub fn run_server_cmd(args: &[&str]) -> Output {
 /// from the repository, with the listen port, upstream ports and prefix substituted.
 pub struct Nginx {
     pub port: u16,
+    /// The `wss://` listener, when started with [`Nginx::start_with_tls`].
+    pub tls_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
 
+/// The repository site's commented TLS server block, uncommented, listening on
+/// `port` with `cert` and `key`.
+fn tls_block(site: &str, port: u16, cert: &Path, key: &Path) -> String {
+    let start = site.find("# TLS (wss://)").expect("the site has a commented TLS block");
+    let mut block = String::new();
+    for line in site[start..].lines().skip(1) {
+        let Some(rest) = line.strip_prefix('#') else { break };
+        block.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        block.push('\n');
+    }
+    let cert_line = block
+        .lines()
+        .find(|l| l.trim_start().starts_with("ssl_certificate "))
+        .expect("ssl_certificate")
+        .to_string();
+    let key_line = block
+        .lines()
+        .find(|l| l.trim_start().starts_with("ssl_certificate_key "))
+        .expect("ssl_certificate_key")
+        .to_string();
+    block
+        .replace("listen 443 ", &format!("listen 127.0.0.1:{port} "))
+        .replace(&cert_line, &format!("    ssl_certificate {};", cert.display()))
+        .replace(&key_line, &format!("    ssl_certificate_key {};", key.display()))
+}
+
 impl Nginx {
     pub fn start(upstream_base: u16) -> Self {
+        Self::start_inner(upstream_base, None)
+    }
+
+    /// Also enables the site's TLS block (the `wss://` template) with this certificate.
+    pub fn start_with_tls(upstream_base: u16, cert: &Path, key: &Path) -> Self {
+        Self::start_inner(upstream_base, Some((cert, key)))
+    }
+
+    fn start_inner(upstream_base: u16, tls: Option<(&Path, &Path)>) -> Self {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let dir = std::env::temp_dir().join(format!("wsload-nginx-{}-{}", std::process::id(), free_port()));
         for sub in ["sites-enabled", "conf.d", "logs"] {
@@ -316,6 +353,11 @@ impl Nginx {
             .replace("/run/nginx.pid", &format!("{prefix}nginx.pid"));
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let mut site = std::fs::read_to_string(repo.join("nginx/sites-available/default")).unwrap();
+        let tls_port = tls.map(|(cert, key)| {
+            let p = free_port();
+            site.push_str(&tls_block(&site, p, cert, key));
+            p
+        });
         site = site.replace("listen 80 ", &format!("listen 127.0.0.1:{port} "));
         for i in 0..12u16 {
             site = site.replace(
@@ -329,9 +371,12 @@ impl Nginx {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start nginx");
-        assert!(wait_for_port(port, Duration::from_secs(10)), "nginx did not start");
+        for p in std::iter::once(port).chain(tls_port) {
+            assert!(wait_for_port(p, Duration::from_secs(10)), "nginx did not start");
+        }
         Nginx {
             port,
+            tls_port,
             dir,
             child: Some(child),
         }
@@ -339,6 +384,11 @@ impl Nginx {
 
     pub fn url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// The `wss://` URL (with [`Nginx::start_with_tls`]).
+    pub fn wss_url(&self) -> String {
+        format!("wss://127.0.0.1:{}/ws", self.tls_port.expect("started with TLS"))
     }
 }
 
