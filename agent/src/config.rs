@@ -124,18 +124,26 @@ pub fn target_allowed(allow: &[String], host: &str) -> bool {
     if allow.is_empty() {
         return true;
     }
-    let ip: Option<IpAddr> = host.trim_matches(['[', ']']).parse().ok();
-    allow.iter().any(|rule| {
-        if let (Some((net, bits)), Some(IpAddr::V4(ip))) = (rule.split_once('/'), ip) {
-            let (Ok(net), Ok(bits)) = (net.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) else {
-                return false;
-            };
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits.min(32)) };
-            (u32::from(ip) & mask) == (u32::from(net) & mask)
-        } else {
-            rule.eq_ignore_ascii_case(host)
-        }
+    let host = host.trim_matches(['[', ']']);
+    let ip: Option<IpAddr> = host.parse().ok();
+    allow.iter().any(|rule| match (rule.split_once('/'), ip) {
+        (Some((net, bits)), Some(ip)) => cidr_contains(net, bits, ip),
+        _ => rule.trim_matches(['[', ']']).eq_ignore_ascii_case(host),
     })
+}
+
+/// Whether `ip` is in `net/bits` (IPv4 or IPv6; a family mismatch is no match).
+fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    let (net, ip, width) = match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => (u128::from(u32::from(n)), u128::from(u32::from(i)), 32),
+        (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+        _ => return false,
+    };
+    let bits = bits.min(width);
+    bits == 0 || (net >> (width - bits)) == (ip >> (width - bits))
 }
 
 #[cfg(test)]
@@ -156,5 +164,13 @@ mod tests {
         assert!(target_allowed(&allow, "example.test"));
         assert!(!target_allowed(&allow, "10.1.1.1"));
         assert!(target_allowed(&[], "anything"));
+        let v6 = vec!["::1/128".to_string(), "fd00::/8".to_string()];
+        assert!(target_allowed(&v6, "::1"));
+        assert!(target_allowed(&v6, "[::1]"));
+        assert!(target_allowed(&v6, "fd12::5"));
+        assert!(!target_allowed(&v6, "fe80::1"));
+        assert!(!target_allowed(&v6, "127.0.0.1"));
+        assert!(target_allowed(&["::1".to_string()], "::1"));
+        assert!(target_allowed(&["0.0.0.0/0".to_string()], "10.1.1.1"));
     }
 }

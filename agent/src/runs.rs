@@ -68,6 +68,15 @@ pub fn ws_options(compression: bool, pool: &DeflatePool) -> Options {
     }
 }
 
+/// The target's host as resolvers, `--allow-target` and TLS name checks take it: an
+/// IPv6 address without the URL's brackets.
+fn target_host(url: &url::Url) -> String {
+    match url.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        _ => url.host_str().unwrap_or_default().to_string(),
+    }
+}
+
 async fn refuse(shared: &Shared, a: &Assign, why: String) {
     tracing::warn!(run = %a.run_id, "refusing assignment: {why}");
     for b in &a.batches {
@@ -116,7 +125,7 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
             return None;
         }
     };
-    let host = url.host_str().unwrap_or_default().to_string();
+    let host = target_host(&url);
     if !target_allowed(&shared.allow_targets, &host) {
         refuse(
             shared,
@@ -250,5 +259,17 @@ pub async fn control(mut commands: mpsc::Receiver<Command>, shared: Shared, canc
     if let Some(a) = active {
         a.cancel.cancel();
         let _ = a.handle.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn target_hosts_are_bare() {
+        let host = |u: &str| super::target_host(&url::Url::parse(u).unwrap());
+        assert_eq!(host("ws://[::1]:9001/ws"), "::1");
+        assert_eq!(host("wss://127.0.0.1/ws"), "127.0.0.1");
+        assert_eq!(host("wss://ws.example.com/ws"), "ws.example.com");
+        assert!(rustls_pki_types::ServerName::try_from(host("wss://[::1]/ws")).is_ok());
     }
 }
