@@ -1,5 +1,5 @@
 //! Latency is measured per message: against a server that answers each message
-//! after a known delay, the reported p50 is within 10 % of that delay.
+//! after a known delay (200 ms), the reported p50 is within 10 % of that delay.
 
 mod common;
 
@@ -27,10 +27,12 @@ async fn run(args: &[&str]) -> (u8, wsload_coordinator::hub::Finished) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p50_matches_a_known_server_delay() {
-    let (addr, stats) = test_ws_server(Duration::from_millis(50)).await;
+    // 200 ms: long enough that the debug build's own overhead on a busy CI machine
+    // (a few ms at times) stays well inside the 10 % the check allows.
+    let (addr, stats) = test_ws_server(Duration::from_millis(200)).await;
     let target = format!("ws://{addr}/ws");
     let out = out_dir("latency");
-    // Paced messages (every 100 ms) and back-to-back: both must report ~50 ms.
+    // Paced messages (every 100 ms) and back-to-back: both must report ~200 ms.
     for interval in ["100ms", "0"] {
         let (code, f) = run(&[
             "--target",
@@ -48,7 +50,7 @@ async fn p50_matches_a_known_server_delay() {
             "--out",
             out.to_str().unwrap(),
             "--threshold",
-            "rtt_actual_p50<60ms",
+            "rtt_actual_p50<220ms",
         ])
         .await;
         assert_eq!(code, 0, "{:?}", f.summary);
@@ -56,7 +58,10 @@ async fn p50_matches_a_known_server_delay() {
         assert_eq!((t.messages_sent, t.responses_received), (100, 100));
         let rtt = LatencyStats::from_histogram(&f.report.histograms.rtt_actual).unwrap();
         let p50_ms = rtt.p50 as f64 / 1000.0;
-        assert!((45.0..=55.0).contains(&p50_ms), "interval {interval}: p50 {p50_ms} ms");
+        assert!(
+            (180.0..=220.0).contains(&p50_ms),
+            "interval {interval}: p50 {p50_ms} ms"
+        );
         let intended = LatencyStats::from_histogram(&f.report.histograms.rtt_intended).unwrap();
         let intended_ms = intended.p50 as f64 / 1000.0;
         if interval == "0" {
@@ -68,7 +73,7 @@ async fn p50_matches_a_known_server_delay() {
             );
         } else {
             assert!(
-                (45.0..=55.0).contains(&intended_ms),
+                (180.0..=220.0).contains(&intended_ms),
                 "paced: intended p50 {intended_ms} ms"
             );
         }
