@@ -135,9 +135,8 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         .await;
         return None;
     }
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if url.scheme() == "wss" { 443 } else { 80 });
+    // ws:// and wss:// have known default ports (80, 443).
+    let port = url.port_or_known_default().unwrap_or(80);
     let addr = match tokio::net::lookup_host((host.as_str(), port))
         .await
         .map(|mut it| it.next())

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, stack, workspace_bin, Proc};
+use common::{free_port, real_server_with, stack, workspace_bin, Proc};
 use wsload_proto::pb::{
     control_client::ControlClient, GetSummaryRequest, ListAgentsRequest, Plan, StartRunRequest, StopRunRequest,
     Summary, WatchRunRequest,
@@ -238,21 +238,7 @@ async fn main() {
     let echo_sessions = env_or("BENCH_ECHO_SESSIONS", 1000);
     let echo_messages = env_or("BENCH_ECHO_MESSAGES", 50);
     // A single memory-broker instance, connected to directly: the agent's own cost.
-    let port = free_port();
-    let _direct = spawn(
-        workspace_bin("ws-server"),
-        &[
-            "--broker",
-            "memory",
-            "--instances",
-            "1",
-            "--base-port",
-            &port.to_string(),
-            "--max-connections",
-            &(sessions + 1000).to_string(),
-        ],
-    );
-    wait_port(port).await;
+    let (_direct, port) = real_server_with(&["--max-connections", &(sessions + 1000).to_string()]).await;
     let direct = format!("ws://127.0.0.1:{port}/ws");
     let o = idle_sessions(&direct, sessions, false).await;
     println!(

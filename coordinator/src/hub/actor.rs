@@ -300,8 +300,6 @@ impl State {
         let done = run.tick(&mut self.agents);
         if !done {
             run.broadcast_due();
-        }
-        if !done {
             return;
         }
         let run = self.current.take().expect("checked above");

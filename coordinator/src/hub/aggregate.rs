@@ -17,6 +17,9 @@ struct AgentSums {
     ended: u64,
     /// Sessions that completed normally.
     completed: u64,
+    /// Seconds it has reported (its last second + 1): a second is shown live only
+    /// once every agent still in the run has sent it.
+    reported: u64,
 }
 
 /// The merged metrics of one run.
@@ -27,9 +30,6 @@ pub struct Aggregator {
     histograms: RunHistograms,
     agents: HashMap<u64, AgentSums>,
     completed: u64,
-    /// Per agent, the number of seconds it has reported (its last second + 1): a
-    /// second is shown live only once every agent still in the run has sent it.
-    reported: HashMap<u64, u64>,
 }
 
 impl Aggregator {
@@ -68,8 +68,8 @@ impl Aggregator {
         let c = w.counters.clone().unwrap_or_default();
         let h = w.histograms.clone().unwrap_or_default();
         let second = u64::try_from(w.second).unwrap_or(0);
-        let seen = self.reported.entry(conn).or_default();
-        *seen = (*seen).max(second + 1);
+        let a = self.agents.entry(conn).or_default();
+        a.reported = a.reported.max(second + 1);
         let win = self.seconds.entry(second).or_insert_with(|| Window::empty(second));
         win.merge_counts(&counts_window(second, w, &c));
         for (k, v) in &c.errors {
@@ -98,7 +98,7 @@ impl Aggregator {
 
     /// How many seconds `conn` has reported (its last second + 1).
     pub fn reported(&self, conn: u64) -> u64 {
-        self.reported.get(&conn).copied().unwrap_or(0)
+        self.agents.get(&conn).map_or(0, |a| a.reported)
     }
 
     /// The merged window of `second`, if any agent reported it.
