@@ -34,8 +34,27 @@ pub fn free_port() -> u16 {
 
 /// The first of `n` consecutive free ports.
 pub fn free_port_range(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
+    // Below the kernel's ephemeral range: a client socket's local port comes from that
+    // range, and one could take a port of the range between this check and the
+    // server's bind (seen once: a worker could not listen for 13 s, its port held by
+    // another test's connection).
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(n));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let seed = u64::from(std::process::id()) ^ now.map_or(0, |d| u64::from(d.subsec_nanos()));
+    for attempt in 0..200u64 {
+        let base = if high > low {
+            let spread = seed
+                .wrapping_add(attempt.wrapping_mul(7919))
+                .wrapping_mul(6_364_136_223_846_793_005)
+                >> 33;
+            low + u16::try_from(spread % u64::from(high - low)).unwrap_or(0)
+        } else {
+            free_port()
+        };
         if u32::from(base) + u32::from(n) >= 65000 {
             continue;
         }
