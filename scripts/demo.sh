@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
-# The main job, a full demo: brings up the server stack (redis, 12 ws-server
-# workers, nginx), runs a coordinator with 2 agent processes for a short test
-# (SESSIONS x MESSAGES, default 2,000 x 30) and prints where the report and
-# charts are. Falls back to the embedded memory broker (and no nginx) when redis
-# or nginx cannot be installed, and says so.
+# The main job, a demo worth watching (~60 s): brings up the server stack (redis, 12
+# ws-server workers publishing a server event every 2 s, nginx), then a coordinator
+# with 2 agent processes ramps arrivals up to several thousand held sessions, each
+# sending one message a second, and ramps them down again. Open the dashboard URL it
+# prints first; at the end it prints where report.html and the rest of the report are.
+#
+#   SESSIONS=4000   sessions over the whole run (arrivals of the three stages)
+#   DURATION=60     length of the run in seconds (the stages and sessions scale with it)
+#   DASHBOARD=127.0.0.1:7780   where the live dashboard listens
+#
+# Falls back to the embedded memory broker (and no nginx) when redis or nginx cannot
+# be installed, and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/stack.sh
 
-SESSIONS=${SESSIONS:-2000}
-MESSAGES=${MESSAGES:-30}
+SESSIONS=${SESSIONS:-4000}
+DURATION=${DURATION:-60}
 COORD_PORT=${COORD_PORT:-7700}
+DASHBOARD=${DASHBOARD:-127.0.0.1:7780}
 OUT=${OUT:-results/demo-$(date -u +%Y%m%dT%H%M%SZ)}
+
+# Stages: ramp up over D/6, hold D/4, ramp down over D/12 (arrivals end at D/2); each
+# session sends a message every second for 0.4 D, then stays open 0.08 D.
+[ "$DURATION" -ge 12 ] || { echo "DURATION must be at least 12 (seconds)" >&2; exit 2; }
+ramp=$((DURATION / 6)); hold=$((DURATION / 4)); down=$((DURATION / 12))
+# Arrivals = rate x (ramp/2 + hold + down/2).
+rate=$(( (SESSIONS * 2 + ramp + 2 * hold + down - 1) / (ramp + 2 * hold + down) ))
+[ "$rate" -ge 1 ] || rate=1
+messages=$((DURATION * 2 / 5)); hold_time=$((DURATION * 2 / 25))
 
 stack_install
 cargo build --release --workspace
 trap stack_stop EXIT INT TERM
-STACK_LOGS=file stack_start target/release/ws-server
+SERVER_EVENT_INTERVAL=${SERVER_EVENT_INTERVAL:-2s} STACK_LOGS=file stack_start target/release/ws-server
 
 export WSLOAD_TOKEN=${WSLOAD_TOKEN:-demo-$RANDOM$RANDOM}
 for name in agent-1 agent-2; do
@@ -24,12 +41,17 @@ for name in agent-1 agent-2; do
     --allow-target 127.0.0.1 >"$STACK_WORK/$name.log" 2>&1 &
   STACK_PIDS+=($!)
 done
-status=0
-target/release/ws-coordinator run --listen "127.0.0.1:$COORD_PORT" --agents 2 \
-  --target "$STACK_URL" --sessions "$SESSIONS" --batch-size 250 --batch-interval 250ms \
-  --messages-per-session "$MESSAGES" --out "$OUT" \
-  --threshold 'connect_error_rate<1%' --threshold 'response_error_rate<1%' || status=$?
 echo
-echo "report:  $OUT/results.txt  (also results.json, timeseries.csv)"
-echo "charts:  $OUT/*.png: $(cd "$OUT" 2>/dev/null && ls -- *.png | tr "\n" " ")"
+echo "dashboard: http://$DASHBOARD/   (live; open it now)"
+echo "plan:      ~$SESSIONS sessions over ${DURATION}s: ramp to $rate/s, $messages messages each (1/s), held ${hold_time}s"
+echo
+status=0
+target/release/ws-coordinator run --listen "127.0.0.1:$COORD_PORT" --agents 2 --dashboard "$DASHBOARD" \
+  --target "$STACK_URL" --stage "${ramp}s:$rate" --stage "${hold}s:$rate" --stage "${down}s:0" \
+  --batch-size 50 --max-active-batches "$((SESSIONS / 50 + 10))" --messages-per-session "$messages" --message-interval 1s --hold-time "${hold_time}s" \
+  --max-duration "$((DURATION * 2))s" --out "$OUT" \
+  --threshold 'connect_error_rate<1%' --threshold 'response_error_rate<1%' --threshold 'rtt_p99<250ms' || status=$?
+echo
+echo "report:  $OUT/report.html  (open it in a browser; works offline)"
+echo "also:    $OUT/results.txt, results.json, timeseries.csv, $(cd "$OUT" 2>/dev/null && ls -- *.png | tr "\n" " ")"
 exit $status

@@ -21,9 +21,14 @@ pub struct AgentOpts {
     #[arg(long, env = "WSLOAD_AGENT_NAME")]
     pub name: Option<String>,
 
-    /// Shared token presented to the coordinator.
+    /// Token presented to the coordinator (its agent token, or the shared one).
+    /// Prefer WSLOAD_TOKEN or --token-file: a flag's value is visible in `ps`.
     #[arg(long, env = "WSLOAD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// File whose first line is the token (instead of --token).
+    #[arg(long, env = "WSLOAD_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 
     /// Explicitly run without a token (the coordinator must be --insecure too).
     #[arg(long)]
@@ -97,24 +102,53 @@ impl AgentOpts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceIps(pub Vec<IpAddr>);
 
+/// Why a `--source-ips` value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceIpsError {
+    /// A part is not an IP address.
+    #[error("{part}: {source}")]
+    BadAddress {
+        /// The offending part.
+        part: String,
+        /// Why it does not parse.
+        source: std::net::AddrParseError,
+    },
+    /// A range ends before it starts or spans more than 65,536 addresses.
+    #[error("bad range {range}")]
+    BadRange {
+        /// The offending range.
+        range: String,
+    },
+    /// Nothing but separators.
+    #[error("no address given")]
+    Empty,
+}
+
 /// Parses `a.b.c.d-a.b.c.e` ranges and comma-separated addresses.
-pub fn parse_source_ips(s: &str) -> Result<SourceIps, String> {
+pub fn parse_source_ips(s: &str) -> Result<SourceIps, SourceIpsError> {
+    fn ip<T: std::str::FromStr<Err = std::net::AddrParseError>>(part: &str) -> Result<T, SourceIpsError> {
+        part.trim().parse().map_err(|source| SourceIpsError::BadAddress {
+            part: part.to_owned(),
+            source,
+        })
+    }
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if let Some((a, b)) = part.split_once('-') {
-            let a: std::net::Ipv4Addr = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-            let b: std::net::Ipv4Addr = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
-            let (a, b) = (u32::from(a), u32::from(b));
+            let (a, b) = (
+                u32::from(ip::<std::net::Ipv4Addr>(a)?),
+                u32::from(ip::<std::net::Ipv4Addr>(b)?),
+            );
             if b < a || b - a > 65_535 {
-                return Err(format!("bad range {part}"));
+                return Err(SourceIpsError::BadRange { range: part.to_owned() });
             }
             out.extend((a..=b).map(|v| IpAddr::V4(v.into())));
         } else {
-            out.push(part.parse().map_err(|e| format!("{part}: {e}"))?);
+            out.push(ip(part)?);
         }
     }
     if out.is_empty() {
-        return Err("no address given".into());
+        return Err(SourceIpsError::Empty);
     }
     Ok(SourceIps(out))
 }
@@ -154,7 +188,21 @@ mod tests {
     fn ranges_and_lists_parse() {
         let r = parse_source_ips("127.0.0.2-127.0.0.4,10.0.0.1").unwrap();
         assert_eq!(r.0.len(), 4);
-        assert!(parse_source_ips("127.0.0.9-127.0.0.2").is_err());
+        assert_eq!(
+            parse_source_ips("127.0.0.9-127.0.0.2"),
+            Err(SourceIpsError::BadRange {
+                range: "127.0.0.9-127.0.0.2".into()
+            })
+        );
+        assert_eq!(parse_source_ips(" , "), Err(SourceIpsError::Empty));
+        assert!(matches!(
+            parse_source_ips("127.0.0.2,nope"),
+            Err(SourceIpsError::BadAddress { part, .. }) if part == "nope"
+        ));
+        assert!(matches!(
+            parse_source_ips("::1-::2"),
+            Err(SourceIpsError::BadAddress { part, .. }) if part == "::1"
+        ));
     }
 
     #[test]

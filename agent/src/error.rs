@@ -18,6 +18,8 @@ pub enum AgentError {
     VersionMismatch {
         /// Our version.
         agent: u32,
+        /// The coordinator's version (from the refusal's metadata or its Welcome).
+        coordinator: u32,
         /// The coordinator's message.
         detail: String,
     },
@@ -27,4 +29,14 @@ pub enum AgentError {
     /// Any other permanent refusal.
     #[error("the coordinator refused this agent: {0}")]
     Refused(String),
+}
+
+impl AgentError {
+    /// An [`AgentError::InvalidOption`] for `--field`, saying what `reason` says.
+    pub fn invalid_option(field: &'static str, reason: impl std::fmt::Display) -> Self {
+        AgentError::InvalidOption {
+            field,
+            reason: reason.to_string(),
+        }
+    }
 }

@@ -6,15 +6,19 @@
 
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod limits;
 pub mod link;
+pub mod load;
 pub mod metrics;
 pub mod resources;
+pub mod resume;
 pub mod runner;
 pub mod runs;
+pub mod script;
 pub mod session;
+pub mod session_error;
 pub mod target_tls;
-pub mod tls;
 pub mod wire;
 
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use wsload_common::ClientTls;
 use wsload_proto::pb::Hello;
 
 pub use config::AgentOpts;
@@ -33,11 +38,15 @@ use link::{Command, LinkCtx, LinkEnd};
 const OUTBOX: usize = 4096;
 
 /// Runs the agent until `cancel`, a coordinator Shutdown, or a permanent refusal.
-pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), AgentError> {
+pub async fn run(mut opts: AgentOpts, cancel: CancellationToken) -> Result<(), AgentError> {
+    let token = wsload_common::read_secret("token", opts.token.as_deref(), opts.token_file.as_deref())
+        .map_err(|e| AgentError::invalid_option("token", e))?;
+    opts.token = token.map(|t| t.expose().to_string());
     if opts.token.is_none() && !opts.insecure {
         return Err(AgentError::InvalidOption {
             field: "token",
-            reason: "give --token (or WSLOAD_TOKEN), or run without one with an explicit --insecure".into(),
+            reason: "give --token (or WSLOAD_TOKEN, or --token-file), or run without one with an explicit --insecure"
+                .into(),
         });
     }
     if !(1.0..=100.0).contains(&opts.max_memory) {
@@ -46,20 +55,12 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
             reason: "must be a percentage in 1..=100".into(),
         });
     }
-    let tls = tls::ClientTls::load(opts.tls_ca.as_deref(), opts.tls_domain.clone()).map_err(|reason| {
-        AgentError::InvalidOption {
-            field: "tls-ca",
-            reason,
-        }
-    })?;
-    tls::endpoint(&opts.coordinator, tls.as_ref()).map_err(|reason| AgentError::InvalidOption {
-        field: "coordinator",
-        reason,
-    })?;
-    let target_tls = target_tls::connector(opts.target_ca.as_deref()).map_err(|reason| AgentError::InvalidOption {
-        field: "target-ca",
-        reason,
-    })?;
+    let tls = ClientTls::load(opts.tls_ca.as_deref(), opts.tls_domain.clone())
+        .map_err(|e| AgentError::invalid_option("tls-ca", e))?;
+    wsload_common::endpoint(&opts.coordinator, tls.as_ref())
+        .map_err(|e| AgentError::invalid_option("coordinator", e))?;
+    let target_tls =
+        target_tls::connector(opts.target_ca.as_deref()).map_err(|e| AgentError::invalid_option("target-ca", e))?;
     let files = limits::raise_nofile();
     let source_ips: Arc<[std::net::IpAddr]> = opts.source_ips.clone().map(|s| s.0).unwrap_or_default().into();
     let max_sessions = limits::max_sessions(files, source_ips.len(), opts.max_sessions);
@@ -88,7 +89,10 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
 
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOX);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let clock_offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let shared = runs::Shared {
+        agent: name.as_str().into(),
+        clock_offset: clock_offset.clone(),
         source_ips: source_ips.clone(),
         allow_targets: opts.allow_targets.clone(),
         deflate_pool: yawc::DeflatePool::new(8),
@@ -112,8 +116,11 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
         source_ips: source_ips.iter().map(ToString::to_string).collect(),
         nofile_soft: files.soft,
         nofile_hard: files.hard,
+        grace_ms: u64::try_from(opts.grace.as_millis()).unwrap_or(u64::MAX),
     };
+    let mut unacked = resume::Unacked::default();
     let mut ctx = LinkCtx {
+        clock_offset,
         url: &opts.coordinator,
         token: opts.token.clone(),
         tls,
@@ -122,6 +129,7 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
         resources: res_rx,
         outbox: &mut out_rx,
         commands: cmd_tx.clone(),
+        unacked: &mut unacked,
     };
     let mut backoff = Duration::from_millis(200);
     let result = loop {
@@ -147,21 +155,4 @@ pub async fn run(opts: AgentOpts, cancel: CancellationToken) -> Result<(), Agent
     let _ = control.await;
     let _ = sampler_task.await;
     result
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, `docker stop`): both mean the
-/// same clean shutdown. Shared by the `ws-agent` and `ws-coordinator` binaries.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! Executes one run's assignment: waits for the barrier start, starts batches at
 //! their scheduled offsets (bounded by max active batches and held back while the
-//! memory throttle is on), aggregates outcomes into per-second windows and reports
+//! memory throttle is on), aggregates outcomes into per-second windows (with the
+//! agent's own CPU use and scheduler lag, [`crate::load`]) and reports
 //! acknowledgements, windows and the final `RunFinished` through `out`.
 
 use std::cmp::Reverse;
@@ -17,7 +18,8 @@ use wsload_proto::pb::{
     agent_message::Body, batch_ack::State, AgentMessage, Batch, BatchAck, ResourceSample, RunFinished,
 };
 
-use crate::metrics::{Event, Window};
+use crate::load::LoadMeter;
+use crate::metrics::{Event, MetricNames, Window};
 use crate::session::{run_session, SessionCtx};
 
 /// Capacity of the session-event channel (bounded: sessions wait if the aggregator lags).
@@ -35,6 +37,8 @@ pub struct RunInput {
     pub max_active_batches: usize,
     /// Per-session settings; `events` is replaced by the runner's own channel.
     pub session: SessionTemplate,
+    /// What the windows' step, count and failure ids are called.
+    pub names: Arc<MetricNames>,
 }
 
 /// A [`SessionCtx`] without its event channel.
@@ -62,6 +66,7 @@ fn ack(run_id: &str, batch_id: u64, state: State) -> AgentMessage {
             state: state as i32,
             detail: String::new(),
         })),
+        ..Default::default()
     }
 }
 
@@ -76,6 +81,7 @@ pub async fn run(input: RunInput, mut links: RunLinks, cancel: CancellationToken
         sleep_until(start).await;
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
         let agg = tokio::spawn(aggregate(
+            Window::new(input.names.clone()),
             run_id.clone(),
             start,
             ev_rx,
@@ -90,6 +96,7 @@ pub async fn run(input: RunInput, mut links: RunLinks, cancel: CancellationToken
         .out
         .send(AgentMessage {
             body: Some(Body::RunFinished(RunFinished { run_id })),
+            ..Default::default()
         })
         .await;
 }
@@ -151,6 +158,7 @@ async fn schedule(
 /// Owns the window; closes one per second (aligned on the run start) until every
 /// event sender is gone, then flushes the last partial window.
 async fn aggregate(
+    mut w: Window,
     run_id: String,
     start: Instant,
     mut rx: mpsc::Receiver<Event>,
@@ -158,14 +166,16 @@ async fn aggregate(
     resources: watch::Receiver<ResourceSample>,
     open_sessions: watch::Sender<u64>,
 ) {
-    let mut w = Window::default();
     let mut second: i64 = 0;
     let window_end = |s: i64| start + Duration::from_secs(u64::try_from(s + 1).unwrap_or(0));
-    let send = |w: &mut Window, second: i64| {
+    let mut meter = LoadMeter::start();
+    let mut send = |w: &mut Window, second: i64| {
         let res = Some(*resources.borrow());
-        let m = w.take(&run_id, second, res);
+        let mut m = w.take(&run_id, second, res);
+        m.load = Some(meter.take());
         AgentMessage {
             body: Some(Body::Metrics(m)),
+            ..Default::default()
         }
     };
     let mut batch = Vec::with_capacity(EVENT_DRAIN);
@@ -181,6 +191,9 @@ async fn aggregate(
                 for ev in batch.drain(..) {
                     w.record(ev);
                 }
+                // Live, not once a second: the memory throttle divides RSS by it.
+                let active = w.active();
+                open_sessions.send_if_modified(|v| std::mem::replace(v, active) != active);
             }
             _ = sleep_until(window_end(second)) => {
                 let _ = open_sessions.send(w.active());
@@ -210,12 +223,21 @@ mod tests {
         let (out_tx, mut out_rx) = mpsc::channel(16);
         let (_res_tx, res_rx) = watch::channel(ResourceSample::default());
         let (open_tx, _open_rx) = watch::channel(0);
-        let agg = tokio::spawn(aggregate("r".into(), Instant::now(), ev_rx, out_tx, res_rx, open_tx));
+        let agg = tokio::spawn(aggregate(
+            Window::default(),
+            "r".into(),
+            Instant::now(),
+            ev_rx,
+            out_tx,
+            res_rx,
+            open_tx,
+        ));
         // One turn for the aggregator, then second 0 ends.
         tokio::task::yield_now().await;
         tokio::time::advance(Duration::from_secs(1)).await;
         let Some(AgentMessage {
             body: Some(Body::Metrics(w)),
+            ..
         }) = out_rx.recv().await
         else {
             panic!("no window")

@@ -8,15 +8,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
+use wsload_common::time::now_unix_micros;
+use wsload_proto::defaults;
 use wsload_proto::pb::{
-    agent_message::Body, batch_ack::State, AgentMessage, Assign, BatchAck, ResourceSample, RunFinished,
+    agent_message::Body, batch_ack::State, AgentMessage, Assign, BatchAck, Pacing, ResourceSample, RunFinished,
 };
 use yawc::{DeflatePool, Options};
 
 use crate::config::target_allowed;
-use crate::link::{unix_micros, Command};
+use crate::link::Command;
+use crate::metrics::MetricNames;
 use crate::runner::{self, RunInput, RunLinks};
-use crate::session::SessionCtx;
+use crate::session::transport::target_host;
+use crate::session::{SeedSettings, SessionCtx, Target, Targets};
 
 /// What the run control shares with every run.
 pub struct Shared {
@@ -38,6 +42,10 @@ pub struct Shared {
     pub resources: watch::Receiver<ResourceSample>,
     /// Open sessions gauge.
     pub open_sessions: watch::Sender<u64>,
+    /// This agent's name (`{{agent}}` in scenarios).
+    pub agent: Arc<str>,
+    /// Agent clock minus coordinator clock, from the coordinator's ClockSync.
+    pub clock_offset: Arc<std::sync::atomic::AtomicI64>,
 }
 
 struct Active {
@@ -68,15 +76,6 @@ pub fn ws_options(compression: bool, pool: &DeflatePool) -> Options {
     }
 }
 
-/// The target's host as resolvers, `--allow-target` and TLS name checks take it: an
-/// IPv6 address without the URL's brackets.
-fn target_host(url: &url::Url) -> String {
-    match url.host() {
-        Some(url::Host::Ipv6(a)) => a.to_string(),
-        _ => url.host_str().unwrap_or_default().to_string(),
-    }
-}
-
 async fn refuse(shared: &Shared, a: &Assign, why: String) {
     tracing::warn!(run = %a.run_id, "refusing assignment: {why}");
     for b in &a.batches {
@@ -90,6 +89,7 @@ async fn refuse(shared: &Shared, a: &Assign, why: String) {
             .out
             .send(AgentMessage {
                 body: Some(Body::BatchAck(ack)),
+                ..Default::default()
             })
             .await;
     }
@@ -100,6 +100,7 @@ async fn refuse(shared: &Shared, a: &Assign, why: String) {
         .out
         .send(AgentMessage {
             body: Some(Body::RunFinished(fin)),
+            ..Default::default()
         })
         .await;
 }
@@ -121,7 +122,12 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
             return None;
         }
         Err(e) => {
-            refuse(shared, &a, format!("bad target {}: {e}", plan.target)).await;
+            refuse(
+                shared,
+                &a,
+                format!("bad target {}: {e}", wsload_common::redact_url(&plan.target)),
+            )
+            .await;
             return None;
         }
     };
@@ -161,26 +167,45 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
     } else {
         None
     };
+    // The same compilation the coordinator validated the plan with.
+    let program = match wsload_scenario::compile(&plan) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            refuse(shared, &a, format!("invalid scenario: {e}")).await;
+            return None;
+        }
+    };
+    let names = Arc::new(MetricNames::of(&program));
+    let target = Target::new(addr, url, tls);
+    let targets = Arc::new(Targets::new(shared.allow_targets.clone(), shared.target_tls.clone()));
+    let interval = Duration::from_millis(plan.message_interval_ms);
+    let seed = SeedSettings {
+        messages: plan.messages_per_session.unwrap_or(defaults::MESSAGES_PER_SESSION),
+        interval,
+        pacing: SeedSettings::resolve_pacing(Pacing::try_from(plan.pacing).unwrap_or(Pacing::Unspecified), interval),
+        hold: Duration::from_millis(plan.hold_ms),
+        payload_size: usize::try_from(plan.payload_size).unwrap_or(usize::MAX),
+    };
+    let (agent, clock_offset) = (shared.agent.clone(), shared.clock_offset.clone());
     let options = ws_options(plan.compression, &shared.deflate_pool);
     let source_ips = shared.source_ips.clone();
     let ms = Duration::from_millis;
+    // A timeout left unset on the wire (0) takes the plan default.
+    let timeout = |v: u64, default: Duration| if v == 0 { default } else { ms(v) };
+    let connect_timeout = timeout(plan.connect_timeout_ms, defaults::CONNECT_TIMEOUT);
+    let response_timeout = timeout(plan.response_timeout_ms, defaults::RESPONSE_TIMEOUT);
     let connecting = shared.connecting.clone();
     let template = move |events| SessionCtx {
-        addr,
-        url: url.clone(),
+        target: target.clone(),
+        targets: targets.clone(),
         options: options.clone(),
-        tls: tls.clone(),
         source_ips: source_ips.clone(),
-        connect_timeout: ms(plan.connect_timeout_ms.max(1)),
-        response_timeout: ms(if plan.response_timeout_ms == 0 {
-            10_000
-        } else {
-            plan.response_timeout_ms
-        }),
-        messages: plan.messages_per_session.unwrap_or(30),
-        interval: ms(plan.message_interval_ms),
-        hold: ms(plan.hold_ms),
-        payload_size: usize::try_from(plan.payload_size).unwrap_or(usize::MAX),
+        connect_timeout,
+        response_timeout,
+        seed,
+        program: program.clone(),
+        agent: agent.clone(),
+        clock_offset: clock_offset.clone(),
         events,
         connecting: connecting.clone(),
     };
@@ -190,8 +215,13 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
     let input = RunInput {
         run_id: a.run_id.clone(),
         batches: a.batches,
-        max_active_batches: usize::try_from(plan.max_active_batches).unwrap_or(usize::MAX),
+        max_active_batches: usize::try_from(match plan.max_active_batches {
+            0 => defaults::MAX_ACTIVE_BATCHES,
+            n => n,
+        })
+        .unwrap_or(usize::MAX),
         session: Box::new(template),
+        names,
     };
     let links = RunLinks {
         start: start_rx,
@@ -200,7 +230,7 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         resources: shared.resources.clone(),
         open_sessions: shared.open_sessions.clone(),
     };
-    tracing::info!(run = %a.run_id, target = %plan.target, "assignment accepted");
+    tracing::info!(run = %a.run_id, target = %wsload_common::redact_url(&plan.target), "assignment accepted");
     let handle = tokio::spawn(runner::run(input, links, cancel.clone()));
     Some(Active {
         run_id: a.run_id,
@@ -210,6 +240,10 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         handle,
     })
 }
+
+/// How long an assignment for another run waits for the current run's task to end
+/// (it has sent RunFinished and is returning) before it is refused as busy.
+const FINISHING: Duration = Duration::from_secs(1);
 
 /// Processes commands until `cancel`; then stops the active run and waits for it.
 pub async fn control(mut commands: mpsc::Receiver<Command>, shared: Shared, cancel: CancellationToken) {
@@ -231,13 +265,31 @@ pub async fn control(mut commands: mpsc::Receiver<Command>, shared: Shared, canc
             }
             cmd = commands.recv() => match cmd {
                 None => break,
-                Some(Command::Assign(a)) => match &active {
-                    Some(cur) if cur.run_id == a.run_id => { let _ = cur.more.send(a.batches).await; }
-                    Some(cur) => refuse(&shared, &a, format!("busy with run {}", cur.run_id)).await,
-                    None => active = begin(&shared, a).await,
+                Some(Command::Assign(a)) => {
+                    // A run stopped (e.g. written off by a restarted coordinator) is
+                    // still closing its sessions: the next run waits for that.
+                    if let Some(old) = active.take_if(|c| c.cancel.is_cancelled() && c.run_id != a.run_id) {
+                        tracing::info!(run = %old.run_id, next = %a.run_id, "waiting for the stopped run to close its sessions");
+                        let _ = old.handle.await;
+                        grace_deadline = None;
+                    }
+                    // The previous run's task sends RunFinished as its last act: the
+                    // coordinator may assign the next run before this loop saw it end.
+                    if let Some(cur) = active.as_mut().filter(|c| c.run_id != a.run_id) {
+                        let _ = tokio::time::timeout(FINISHING, &mut cur.handle).await;
+                        if cur.handle.is_finished() {
+                            active = None;
+                            grace_deadline = None;
+                        }
+                    }
+                    match &active {
+                        Some(cur) if cur.run_id == a.run_id => { let _ = cur.more.send(a.batches).await; }
+                        Some(cur) => refuse(&shared, &a, format!("busy with run {}", cur.run_id)).await,
+                        None => active = begin(&shared, *a).await,
+                    }
                 },
                 Some(Command::Start(s)) => if let Some(cur) = active.as_mut().filter(|c| c.run_id == s.run_id) {
-                    let wait = Duration::from_micros(u64::try_from(s.start_unix_micros - unix_micros()).unwrap_or(0));
+                    let wait = Duration::from_micros(u64::try_from(s.start_unix_micros - now_unix_micros()).unwrap_or(0));
                     if let Some(tx) = cur.start.take() { let _ = tx.send(Instant::now() + wait); }
                 },
                 Some(Command::Stop(reason)) => if let Some(cur) = &active {
@@ -247,10 +299,15 @@ pub async fn control(mut commands: mpsc::Receiver<Command>, shared: Shared, canc
                 Some(Command::LinkDown) => if active.is_some() && grace_deadline.is_none() {
                     grace_deadline = Some(Instant::now() + shared.grace);
                 },
-                Some(Command::LinkUp) => if let (Some(cur), Some(_)) = (&active, grace_deadline.take()) {
-                    // The coordinator wrote this agent's run off when the link broke.
-                    tracing::warn!(run = %cur.run_id, "link re-established: the coordinator has written off this run, stopping it");
-                    cur.cancel.cancel();
+                Some(Command::LinkUp { resumed }) => if let (Some(cur), Some(_)) = (&active, grace_deadline.take()) {
+                    if cur.run_id == resumed {
+                        // Back within the grace period: the coordinator kept the run's place.
+                        tracing::info!(run = %cur.run_id, "link re-established within the grace period: the run goes on");
+                    } else {
+                        // The coordinator wrote this agent's run off when the link broke.
+                        tracing::warn!(run = %cur.run_id, "link re-established: the coordinator has written off this run, stopping it");
+                        cur.cancel.cancel();
+                    }
                 },
             }
         }

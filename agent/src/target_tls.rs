@@ -3,7 +3,7 @@
 //! (boxed, so a plain session does not carry the TLS state's size).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,28 +16,64 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
+/// Why the TLS connector for `wss://` targets cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetTlsError {
+    /// The `--target-ca` file could not be read or holds a malformed PEM.
+    #[error("cannot read certificates from {}: {source}", path.display())]
+    Read {
+        /// The `--target-ca` path.
+        path: PathBuf,
+        /// The reader's reason.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The file holds no PEM certificate.
+    #[error("no PEM certificate in {}", path.display())]
+    NoCertificate {
+        /// The `--target-ca` path.
+        path: PathBuf,
+    },
+    /// A certificate is not usable as a trust anchor.
+    #[error("unusable CA certificate in {}: {source}", path.display())]
+    Unusable {
+        /// The `--target-ca` path.
+        path: PathBuf,
+        /// rustls's reason.
+        source: rustls::Error,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+}
+
 /// A connector for `wss://` targets: the system's roots, plus every certificate in
 /// `extra_ca` (a PEM file; for targets with a private or self-signed CA).
-pub fn connector(extra_ca: Option<&Path>) -> Result<TlsConnector, String> {
+pub fn connector(extra_ca: Option<&Path>) -> Result<TlsConnector, TargetTlsError> {
     let mut roots = RootCertStore::empty();
     // Unreadable system stores are skipped: --target-ca may be all that is needed.
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(path) = extra_ca {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-            .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
+            .map_err(|source| TargetTlsError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if certs.is_empty() {
-            return Err(format!("no PEM certificate in {}", path.display()));
+            return Err(TargetTlsError::NoCertificate {
+                path: path.to_path_buf(),
+            });
         }
         for c in certs {
-            roots
-                .add(c)
-                .map_err(|e| format!("unusable CA certificate in {}: {e}", path.display()))?;
+            roots.add(c).map_err(|source| TargetTlsError::Unusable {
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
     }
     let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?
+        .map_err(TargetTlsError::Config)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
@@ -141,11 +177,18 @@ mod tests {
         let Err(e) = connector(Some(&empty)) else {
             panic!("accepted a file without certificates")
         };
-        assert!(e.contains("no PEM certificate"), "{e}");
-        let Err(e) = connector(Some(&dir.join("missing.pem"))) else {
+        assert!(
+            matches!(&e, TargetTlsError::NoCertificate { path } if *path == empty),
+            "{e}"
+        );
+        let missing = dir.join("missing.pem");
+        let Err(e) = connector(Some(&missing)) else {
             panic!("accepted a missing file")
         };
-        assert!(e.contains("cannot read certificates"), "{e}");
+        assert!(
+            matches!(&e, TargetTlsError::Read { path, .. } if *path == missing),
+            "{e}"
+        );
         assert!(connector(None).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -53,21 +53,35 @@ pub fn client_message(seq: u64, payload_size: usize) -> String {
 mod tests {
     use super::*;
 
+    /// The seed's four events: the one fixture the server's tests check the real
+    /// server against and the test servers send.
+    const SEED_EVENTS: &str = include_str!("../../fixtures/seed-events.json");
+
     #[test]
     fn parses_the_server_contract() {
-        let s = br#"{"type":"session","sessionId":"a","timestamp":"t"}"#;
-        assert_eq!(parse(s), Some(ServerMessage::Session { session_id: "a".into() }));
-        let r = br#"{"type":"response","message":"Message received successfully!","messageCount":3}"#;
-        assert_eq!(parse(r), Some(ServerMessage::Response { message_count: 3 }));
-        let e = br#"{"type":"error","message":"Failed to process message","error":"x"}"#;
+        let events: serde_json::Value = serde_json::from_str(SEED_EVENTS).unwrap();
+        let event = |kind: &str| serde_json::to_vec(&events[kind]).unwrap();
+        let field = |kind: &str, name: &str| events[kind][name].clone();
         assert_eq!(
-            parse(e),
-            Some(ServerMessage::Error {
-                error: Some("x".into())
+            parse(&event("session")),
+            Some(ServerMessage::Session {
+                session_id: field("session", "sessionId").as_str().unwrap().into()
             })
         );
-        let ev = br#"{"type":"server-event","message":"m","timestamp":"t"}"#;
-        assert_eq!(parse(ev), Some(ServerMessage::ServerEvent));
+        assert_eq!(
+            parse(&event("response")),
+            Some(ServerMessage::Response {
+                message_count: field("response", "messageCount").as_u64().unwrap()
+            })
+        );
+        assert_eq!(
+            parse(&event("error")),
+            Some(ServerMessage::Error {
+                error: Some(field("error", "error").as_str().unwrap().into())
+            })
+        );
+        assert_eq!(parse(&event("server-event")), Some(ServerMessage::ServerEvent));
+        assert_eq!(events.as_object().unwrap().len(), 4, "one example of each event");
         assert_eq!(parse(br#"{"type":"zzz"}"#), Some(ServerMessage::Other));
         assert_eq!(parse(b"nope"), None);
     }

@@ -1,15 +1,17 @@
-//! The `AgentLink` gRPC service: checks the hello (protocol version), welcomes the
-//! agent, and forwards its stream to the hub.
+//! The `AgentLink` gRPC service: checks the hello (protocol version) and forwards
+//! the agent's stream to the hub (which welcomes it, resuming its run if it had one).
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
-use wsload_proto::pb::{
-    agent_link_server::AgentLink, agent_message, coordinator_message::Body, AgentMessage, CoordinatorMessage, Welcome,
-};
-use wsload_proto::PROTOCOL_VERSION;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status, Streaming};
+use wsload_proto::pb::{agent_link_server::AgentLink, agent_message, AgentMessage, CoordinatorMessage};
+use wsload_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_HEADER};
+
+/// The Welcome's heartbeat interval.
+pub const HEARTBEAT_INTERVAL_MS: u32 = 1000;
 
 use crate::hub::Hub;
 
@@ -23,13 +25,18 @@ pub struct LinkService {
     pub hub: Hub,
 }
 
-/// The refusal for a protocol mismatch (also logged here, so both sides say it).
+/// The refusal for a protocol mismatch (also logged here, so both sides say it):
+/// `FAILED_PRECONDITION` with our version in the [`PROTOCOL_VERSION_HEADER`] metadata
+/// entry, which is how agents recognise it; the message is for people (and for agents
+/// older than the metadata entry, which looked for "protocol version" in it).
 pub fn version_mismatch(agent: u32, name: &str) -> Status {
     let msg = format!(
         "protocol version mismatch: coordinator speaks wsload protocol {PROTOCOL_VERSION}, agent {name} speaks {agent}; upgrade the older side"
     );
     tracing::warn!("refusing agent: {msg}");
-    Status::failed_precondition(msg)
+    let mut metadata = MetadataMap::new();
+    metadata.insert(PROTOCOL_VERSION_HEADER, MetadataValue::from(PROTOCOL_VERSION));
+    Status::with_metadata(Code::FailedPrecondition, msg, metadata)
 }
 
 #[tonic::async_trait]
@@ -44,6 +51,7 @@ impl AgentLink for LinkService {
             .map_err(|_| Status::deadline_exceeded("no hello within 10 s"))??;
         let Some(AgentMessage {
             body: Some(agent_message::Body::Hello(hello)),
+            ..
         }) = first
         else {
             return Err(Status::invalid_argument(
@@ -54,17 +62,8 @@ impl AgentLink for LinkService {
             return Err(version_mismatch(hello.protocol_version, &hello.name));
         }
         let (tx, rx) = mpsc::channel(TO_AGENT);
-        let welcome = Welcome {
-            protocol_version: PROTOCOL_VERSION,
-            coordinator_version: env!("CARGO_PKG_VERSION").into(),
-            heartbeat_interval_ms: 1000,
-        };
-        let _ = tx
-            .send(Ok(CoordinatorMessage {
-                body: Some(Body::Welcome(welcome)),
-            }))
-            .await;
-        let conn = self.hub.agent_joined(hello, peer, tx).await?;
+        // The hub queues the Welcome first: it says whether the agent resumes a run.
+        let (conn, link) = self.hub.agent_joined(hello, peer, tx).await?;
         let hub = self.hub.clone();
         tokio::spawn(async move {
             let reason = loop {
@@ -78,7 +77,7 @@ impl AgentLink for LinkService {
                     Err(s) => break format!("link error: {}", s.message()),
                 }
             };
-            hub.agent_left(conn, reason).await;
+            hub.agent_left(conn, link, reason).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -14,7 +14,7 @@ async fn main() -> std::process::ExitCode {
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
-        wsload_agent::shutdown_signal().await;
+        wsload_common::shutdown_signal().await;
         c.cancel();
     });
     match execute(cli, cancel).await {

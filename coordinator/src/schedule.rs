@@ -106,18 +106,11 @@ pub fn max_active_share(max_active: u64, weight: u64, total_weight: u64) -> u64 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct T {
-        #[command(flatten)]
-        plan: crate::plan::PlanArgs,
-    }
 
     fn plan(args: &[&str]) -> Plan {
-        let mut v = vec!["t", "--target", "ws://127.0.0.1:1/"];
+        let mut v = vec!["--target", "ws://127.0.0.1:1/"];
         v.extend_from_slice(args);
-        T::parse_from(v).plan.validate().unwrap()
+        crate::plan::parse_for_tests(&v).unwrap()
     }
 
     #[test]

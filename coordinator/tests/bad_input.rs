@@ -1,15 +1,15 @@
 //! Bad input gives a clear error and no hang: invalid plan values, threshold syntax,
 //! a wrong token, a protocol version mismatch, a missing token.
 
-mod common;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
 use tokio_util::sync::CancellationToken;
+use wsload_agent::{AgentError, AgentOpts};
 use wsload_coordinator::auth::Auth;
 use wsload_coordinator::cli::serve::serve_on;
+use wsload_proto::PROTOCOL_VERSION;
+use wsload_testkit::*;
 
 fn coordinator(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ws-coordinator"))
@@ -47,6 +47,74 @@ fn invalid_plans_and_thresholds_exit_2_naming_the_field() {
     let plan = dir.join("plan.toml");
     std::fs::write(&plan, "target = \"ws://127.0.0.1:9/\"\nmessages-per-sesion = 3\n").unwrap();
     assert_bad(&["run", "--plan", plan.to_str().unwrap()], "messages-per-sesion");
+}
+
+/// A threshold naming a step (or handler count) the plan does not have is refused
+/// before anything connects, with the names the plan has.
+#[test]
+fn thresholds_naming_unknown_steps_exit_2_listing_the_known_ones() {
+    let t = "ws://127.0.0.1:9/ws";
+    assert_bad(
+        &["run", "--target", t, "--threshold", "step.echo.p99<1s"],
+        "threshold `step.echo.p99<1s`: the plan has no step named `echo` (the plan has no named steps)",
+    );
+    let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/named-steps.toml");
+    for (threshold, needle) in [
+        (
+            "step.nwes.p99<1s",
+            "the plan has no step named `nwes` (named steps: publish, news, quiet)",
+        ),
+        (
+            "count.server_error==0",
+            "no handler of the plan counts `server_error` (handler counts: server_errors)",
+        ),
+        (
+            "step.quiet.reach>=99%",
+            "step `quiet` is a listen step without fan-out accounting",
+        ),
+        ("step.news.median<1s", "bad statistic `median`"),
+    ] {
+        assert_bad(&["run", "--plan", plan, "--threshold", threshold], needle);
+    }
+}
+
+/// A plan its own --max-active-batches holds back is run in waves: the coordinator
+/// says so at validation, before waiting for agents, with the number it will reach
+/// and the flag to change.
+#[test]
+fn a_batch_cap_below_the_plan_is_announced_at_validation() {
+    let out = coordinator(&[
+        "run",
+        "--target",
+        "ws://127.0.0.1:9/ws",
+        "--sessions",
+        "100000",
+        "--messages-per-session",
+        "1",
+        "--hold-time",
+        "10m",
+        "--agents",
+        "1",
+        "--insecure",
+        "--listen",
+        "127.0.0.1:0",
+        "--agent-wait",
+        "100ms",
+        "--quiet",
+        "--out",
+        out_dir("batchcap").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "ws-coordinator: warning: the plan asks to hold 100000 sessions at once (100 batches \
+             of 1000 overlap), but --max-active-batches 50 lets at most 50000 run at once: later \
+             batches wait for earlier ones to end; set --max-active-batches 100 to hold them all"
+        ),
+        "{err}"
+    );
+    // A warning: the run goes on (and fails here for want of an agent).
+    assert_eq!(out.status.code(), Some(4), "{err}");
 }
 
 #[test]
@@ -97,7 +165,7 @@ fn agent_error(mut p: Proc) -> (Option<i32>, String) {
         .expect("agent exits instead of retrying forever");
     let mut err = String::new();
     use std::io::Read;
-    p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    p.child().stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (status.code(), err)
 }
 
@@ -117,16 +185,33 @@ async fn wrong_token_is_refused_on_both_paths() {
     cancel.cancel();
 }
 
+/// The coordinator refuses an agent of another protocol version with a typed refusal
+/// (FAILED_PRECONDITION plus its version in metadata) and a message for people.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_version_mismatch_is_refused_with_a_clear_message() {
     let (url, cancel) = serve_with_token("t").await;
-    let (code, err) = agent_error(agent_process(
-        &url,
-        "old",
-        &["--token", "t", "--protocol-version", "99"],
-    ));
-    assert_eq!(code, Some(3));
-    assert!(err.contains("protocol version mismatch"), "{err}");
-    assert!(err.contains("coordinator speaks wsload protocol 1"), "{err}");
+    let mut opts = AgentOpts::local(url, "old".into(), Some("t".into()));
+    opts.protocol_version = 99;
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        wsload_agent::run(opts, CancellationToken::new()),
+    )
+    .await
+    .expect("agent stops instead of retrying forever")
+    .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            AgentError::VersionMismatch {
+                agent: 99,
+                coordinator: PROTOCOL_VERSION,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let shown = err.to_string();
+    let coordinator = format!("coordinator speaks wsload protocol {PROTOCOL_VERSION}");
+    assert!(shown.contains(&coordinator), "{shown}");
     cancel.cancel();
 }

@@ -7,15 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::stack;
 use common::*;
 use tokio_util::sync::CancellationToken;
+use wsload_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agent_processes_against_real_server_add_up_exactly() {
-    let redis = stack::Redis::start();
-    let server = stack::Server::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
-    let nginx = stack::Nginx::start(server.base_port);
+    let redis = Redis::start();
+    let server = WsServer::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
+    let nginx = Nginx::start(&server.ports());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let coord = format!("http://{}", listener.local_addr().unwrap());
     let out = out_dir("e2e");
@@ -102,11 +102,11 @@ async fn two_agent_processes_against_real_server_add_up_exactly() {
     let mut per_instance = Vec::new();
     let (mut total, mut messages, mut responses) = (0, 0, 0);
     for port in server.ports() {
-        let n = server_metric(port, "ws_connections_total").await;
+        let n = metric(port, "ws_connections_total").await as u64;
         per_instance.push(n);
         total += n;
-        messages += server_metric(port, "ws_messages_received_total").await;
-        responses += server_metric(port, "ws_responses_sent_total").await;
+        messages += metric(port, "ws_messages_received_total").await as u64;
+        responses += metric(port, "ws_responses_sent_total").await as u64;
     }
     assert_eq!(total, 2000, "{per_instance:?}");
     assert!(
@@ -116,27 +116,24 @@ async fn two_agent_processes_against_real_server_add_up_exactly() {
     assert_eq!(messages, 60_000);
     assert_eq!(responses, 60_000);
     // Every session was closed, and its hash deleted from Redis by the cleaner.
-    let mut conn = redis.conn().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("session:*")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let mut open = 0;
-        for port in server.ports() {
-            open += server_metric(port, "ws_connections_open").await;
+    let ports = server.ports();
+    let left = || async {
+        let mut open = 0.0;
+        for port in &ports {
+            open += metric(*port, "ws_connections_open").await;
         }
-        if keys.is_empty() && open == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} session hashes, {open} sessions left",
-            keys.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        (redis.keys("session:*").await.len(), open)
+    };
+    let left = &left;
+    let closed = wait_until_async(
+        Duration::from_secs(10),
+        "every session to be closed and its hash deleted",
+        move || async move { left().await == (0, 0.0) },
+    )
+    .await;
+    if let Err(e) = closed {
+        let (hashes, open) = left().await;
+        panic!("{e}: {hashes} session hashes, {open} sessions left");
     }
     // The coordinator's Shutdown ends the agent processes cleanly.
     assert!(a1.wait_timeout(Duration::from_secs(10)).is_some_and(|s| s.success()));
@@ -145,7 +142,8 @@ async fn two_agent_processes_against_real_server_add_up_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compression_and_source_ips_against_real_server() {
-    let (_server, port) = real_server_with(&["--server-event-interval", "300ms"]).await;
+    let server = WsServer::start(1, &["--broker", "memory", "--server-event-interval", "300ms"]);
+    let port = server.port(0);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let coord = format!("http://{}", listener.local_addr().unwrap());
     let out = out_dir("e2e-deflate");
@@ -188,7 +186,7 @@ async fn compression_and_source_ips_against_real_server() {
     );
     assert!(t.errors.is_empty(), "{:?}", t.errors);
     // Broadcasts every 300 ms reach sessions held for 1 s.
-    let sent = server_metric(port, "ws_server_events_sent_total").await;
+    let sent = metric(port, "ws_server_events_sent_total").await as u64;
     assert!(
         t.server_events >= 300 && t.server_events <= sent,
         "{} received, {sent} sent",

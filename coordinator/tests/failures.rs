@@ -1,8 +1,16 @@
 //! Agent loss and coordinator loss, with real agent processes.
+//!
+//! Each test acts (kills, freezes) once what it needs is observable, not after a
+//! fixed time: the agent it kills connects from its own loopback address, so the
+//! test server can tell when that agent holds open sessions. (A fixed 2.5 s sleep
+//! failed on a busy machine: the agents took long to start, and the victim was
+//! killed before its first session opened, so no session could be lost.)
 
 mod common;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,6 +20,11 @@ use tokio_util::sync::CancellationToken;
 use wsload_coordinator::cli::RunOpts;
 use wsload_coordinator::exit::CliError;
 use wsload_coordinator::hub::Finished;
+use wsload_proto::pb::RunState;
+use wsload_testkit::*;
+
+/// The source address of the agent a test kills or freezes.
+const TARGETED_AGENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
 /// An in-process run, not started yet, whose agents are `ws-agent` processes the test
 /// starts itself: the setup both agent-loss tests share.
@@ -21,6 +34,8 @@ struct LossRun {
     listener: TcpListener,
     opts: RunOpts,
     out: OutDir,
+    /// The test server's counters.
+    stats: Arc<Stats>,
 }
 
 impl LossRun {
@@ -28,7 +43,7 @@ impl LossRun {
     /// plus what both loss tests plan alike: two agents, batches of 2 sessions held 1 s,
     /// no TLS and a fresh report directory named after `name`.
     async fn new(name: &str, delay: Duration, args: &[&str]) -> Self {
-        let (addr, _stats) = test_ws_server(delay).await;
+        let (addr, stats) = test_ws_server(delay).await;
         let target = format!("ws://{addr}/ws");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let coord = format!("http://{}", listener.local_addr().unwrap());
@@ -53,7 +68,17 @@ impl LossRun {
             listener,
             opts,
             out,
+            stats,
         }
+    }
+
+    /// Starts the agent the test will kill or freeze: it connects from
+    /// [`TARGETED_AGENT_IP`].
+    fn targeted_agent(&self, name: &str, extra: &[&str]) -> Proc {
+        let ip = TARGETED_AGENT_IP.to_string();
+        let mut args = vec!["--insecure", "--source-ips", &ip];
+        args.extend_from_slice(extra);
+        agent_process(&self.coord, name, &args)
     }
 
     /// Starts the run in the background, once the test has started its agents.
@@ -87,24 +112,31 @@ impl StartedRun {
     }
 }
 
-/// Starts `ws-coordinator serve` on `port` (no TLS, reports in `out`); the coordinator-loss
-/// test starts one, kills it, then starts another in its place.
-fn serve(port: u16, out: &OutDir) -> Proc {
-    Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ws-coordinator"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--insecure",
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+/// Waits until the targeted agent holds open sessions at the test server.
+async fn targeted_agent_has_sessions(stats: &Stats) {
+    wait_until_async(
+        Duration::from_secs(30),
+        "the targeted agent to open sessions",
+        || async { stats.open_from(TARGETED_AGENT_IP) > 0 },
     )
+    .await
+    .unwrap();
+}
+
+/// Whether the coordinator at `coord` lists an idle agent called `name`.
+async fn agent_idle(coord: &str, name: &str) -> bool {
+    let Ok(channel) = tonic::transport::Endpoint::from_shared(coord.to_owned())
+        .unwrap()
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    let mut client = wsload_proto::pb::control_client::ControlClient::new(channel);
+    let Ok(list) = client.list_agents(wsload_proto::pb::ListAgentsRequest {}).await else {
+        return false;
+    };
+    list.into_inner().agents.iter().any(|a| a.name == name && !a.busy)
 }
 
 /// Kill one of two agents mid-run: the run completes, the lost sessions and the
@@ -128,14 +160,20 @@ async fn agent_loss_reassigns_batches_and_totals_add_up() {
     )
     .await;
     let _a = agent_process(&run.coord, "survivor", &["--insecure", "--max-sessions", "1000"]);
-    let mut victim = agent_process(&run.coord, "victim", &["--insecure", "--max-sessions", "1000"]);
+    // Its place in the run is kept for its --grace after its link breaks (a reconnect
+    // would resume it): a short one, so the loss is declared soon.
+    let mut victim = run.targeted_agent("victim", &["--max-sessions", "1000", "--grace", "1s"]);
+    let stats = run.stats.clone();
     let run = run.start();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    victim.0.kill().unwrap();
+    // Killed while it holds open sessions (lost) and has batches still to start
+    // (reassigned): its first sessions open ~0.1 s into the ~4 s of starts.
+    targeted_agent_has_sessions(&stats).await;
+    victim.kill();
     let (code, f) = run.finish(Duration::from_secs(60)).await;
     let r = &f.report;
     let t = &r.totals;
-    assert_eq!(code, 0, "{:?}", f.summary);
+    // Completed, but its lost sessions failed: exit 5 without thresholds.
+    assert_eq!(code, wsload_coordinator::exit::SESSIONS_FAILED, "{:?}", f.summary);
     assert_eq!(f.summary.lost_agents, vec!["victim".to_string()]);
     assert!(t.reassigned_batches > 0, "{t:?}");
     assert!(t.lost_sessions > 0, "{t:?}");
@@ -155,59 +193,59 @@ async fn agent_loss_reassigns_batches_and_totals_add_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_loss_stops_load_within_grace_period_then_agent_reregisters() {
     let (addr, stats) = test_ws_server(Duration::from_millis(1)).await;
-    let port = free_port();
-    let coord = format!("http://127.0.0.1:{port}");
+    // Reserved for the whole test: the restarted coordinator listens on it again.
+    let port = Port::reserve();
+    let coord = format!("http://{}", port.addr());
     let out = out_dir("coordloss");
-    let mut coordinator = serve(port, &out);
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut coordinator = coordinator_serve(&port, &out, &["--insecure"]);
     let mut agent = agent_process(&coord, "orphan", &["--insecure", "--grace", "2s"]);
+    wait_until_async(Duration::from_secs(20), "agent orphan to register", || {
+        agent_idle(&coord, "orphan")
+    })
+    .await
+    .unwrap();
     // A run whose sessions hold for a minute, started through the remote CLI path.
     let target = format!("ws://{addr}/ws");
-    let start = std::process::Command::new(env!("CARGO_BIN_EXE_ws-coordinator"))
-        .args([
-            "run",
-            "--remote",
-            &coord,
-            "--insecure",
-            "--target",
-            &target,
-            "--sessions",
-            "20",
-            "--batch-size",
-            "20",
-            "--messages-per-session",
-            "1",
-            "--hold-time",
-            "60s",
-            "--agents",
-            "1",
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _follower = Proc(start);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while stats.open.load(Ordering::SeqCst) < 20 {
-        assert!(Instant::now() < deadline, "sessions never opened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    coordinator.0.kill().unwrap();
+    let mut follower = Proc::spawn(
+        std::process::Command::new(workspace_bin("ws-coordinator"))
+            .args([
+                "run",
+                "--remote",
+                &coord,
+                "--insecure",
+                "--target",
+                &target,
+                "--sessions",
+                "20",
+                "--batch-size",
+                "20",
+                "--messages-per-session",
+                "1",
+                "--hold-time",
+                "60s",
+                "--agents",
+                "1",
+                "--quiet",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "ws-coordinator run --remote",
+    );
+    wait_until_async(Duration::from_secs(20), "the 20 sessions to open", || {
+        std::future::ready(follower.exited().is_some() || stats.open.load(Ordering::SeqCst) >= 20)
+    })
+    .await
+    .unwrap();
+    assert_eq!(follower.exited(), None, "the remote run ended early");
+    coordinator.kill();
     let killed = Instant::now();
-    while stats.open.load(Ordering::SeqCst) > 0 {
-        assert!(
-            killed.elapsed() < Duration::from_secs(8),
-            "agent kept {} sessions open",
-            stats.open.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_async(
+        killed + Duration::from_secs(8),
+        "the agent to close its sessions",
+        || async { stats.open.load(Ordering::SeqCst) == 0 },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: agent kept {} sessions open", stats.open.load(Ordering::SeqCst)));
     let took = killed.elapsed();
     assert!(
         took >= Duration::from_millis(1500),
@@ -215,27 +253,13 @@ async fn coordinator_loss_stops_load_within_grace_period_then_agent_reregisters(
     );
     // The agent itself keeps retrying (it is a daemon) and registers again with a
     // restarted coordinator.
-    assert!(agent.0.try_wait().unwrap().is_none());
-    let _restarted = serve(port, &out);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        assert!(Instant::now() < deadline, "agent did not re-register");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let Ok(channel) = tonic::transport::Endpoint::from_shared(coord.clone())
-            .unwrap()
-            .connect()
-            .await
-        else {
-            continue;
-        };
-        let mut client = wsload_proto::pb::control_client::ControlClient::new(channel);
-        let Ok(list) = client.list_agents(wsload_proto::pb::ListAgentsRequest {}).await else {
-            continue;
-        };
-        if list.into_inner().agents.iter().any(|a| a.name == "orphan" && !a.busy) {
-            break;
-        }
-    }
+    assert_eq!(agent.exited(), None);
+    let _restarted = coordinator_serve(&port, &out, &["--insecure"]);
+    wait_until_async(Duration::from_secs(15), "agent orphan to re-register", || {
+        agent_idle(&coord, "orphan")
+    })
+    .await
+    .unwrap();
 }
 
 /// `--on-agent-loss abort` ends the run when an agent stops heartbeating (here it is
@@ -260,24 +284,19 @@ async fn frozen_agent_is_lost_by_heartbeat_and_abort_policy_ends_the_run() {
     )
     .await;
     let _a = agent_process(&run.coord, "steady", &["--insecure"]);
-    let frozen = agent_process(&run.coord, "frozen", &["--insecure"]);
-    let pid = frozen.0.id().to_string();
+    // Lost once silent for the heartbeat timeout and its (shorter) --grace.
+    let frozen = run.targeted_agent("frozen", &["--grace", "1s"]);
+    let stats = run.stats.clone();
     let run = run.start();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert!(std::process::Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    // Frozen mid-run: once it holds open sessions.
+    targeted_agent_has_sessions(&stats).await;
+    frozen.signal(Signal::SIGSTOP);
     let started = Instant::now();
     let (code, f) = run.finish(Duration::from_secs(30)).await;
-    let _ = std::process::Command::new("kill").args(["-CONT", &pid]).status();
+    frozen.signal(Signal::SIGCONT);
     assert_eq!(code, wsload_coordinator::exit::RUN_FAILED);
-    assert!(
-        f.summary.state.starts_with("aborted: agent frozen lost"),
-        "{}",
-        f.summary.state
-    );
+    assert_eq!(f.summary.run_state(), RunState::Aborted);
+    assert_eq!(f.summary.state_reason, "agent frozen lost (--on-agent-loss abort)");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(f.summary.lost_agents, vec!["frozen".to_string()]);
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use tokio_util::sync::CancellationToken;
+use wsload_agent::session_error::SessionError;
 use wsload_coordinator::report::LatencyStats;
+use wsload_testkit::*;
 
 /// Runs one at a time, so timing is not disturbed by the other tests of this file.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -110,8 +112,9 @@ async fn failing_threshold_gives_exit_code_3_and_passing_gives_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_target_is_counted_not_hung() {
-    let port = free_port();
-    let target = format!("ws://127.0.0.1:{port}/ws");
+    // Reserved, and nothing listens on it: every connect is refused.
+    let port = Port::reserve();
+    let target = format!("ws://{}/ws", port.addr());
     let out = out_dir("unreachable");
     let started = std::time::Instant::now();
     let (code, f) = run(&[
@@ -139,39 +142,47 @@ async fn unreachable_target_is_counted_not_hung() {
     assert_eq!(t.sessions_opened, 0);
 }
 
+/// Also the exit code of a run in which every session failed and no threshold was
+/// given: 5 (sessions failed), and 0 with `--allow-failures`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_events_end_sessions_without_hanging() {
-    let (addr, stats) = test_ws_server_with(Duration::ZERO, |_| {
-        r#"{"type":"error","message":"Failed to process message","error":"boom"}"#.to_string()
-    })
-    .await;
+    let (addr, stats) = test_ws_server_with(Duration::ZERO, |_| seed::error("boom")).await;
     let target = format!("ws://{addr}/");
     let out = out_dir("errorevent");
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "--target",
+            &target,
+            "--sessions",
+            "20",
+            "--messages-per-session",
+            "5",
+            "--response-timeout",
+            "30s",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let (code, f) = run(&args(&["--allow-failures"])).await;
+    assert_eq!(code, wsload_coordinator::exit::OK);
+    assert_eq!(f.report.totals.sessions_failed(), 20);
     let started = std::time::Instant::now();
-    let (code, f) = run(&[
-        "--target",
-        &target,
-        "--sessions",
-        "20",
-        "--messages-per-session",
-        "5",
-        "--response-timeout",
-        "30s",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(code, 0);
+    let (code, f) = run(&args(&[])).await;
+    assert_eq!(code, wsload_coordinator::exit::SESSIONS_FAILED);
     assert!(started.elapsed() < Duration::from_secs(10));
     let t = &f.report.totals;
-    assert_eq!(t.errors.get("error_event"), Some(&20));
+    assert_eq!(t.errors.get(SessionError::ErrorEvent.as_str()), Some(&20));
     assert_eq!(t.sessions_errored, 20);
     assert_eq!(t.responses_received, 0);
     assert_eq!(t.failed_responses, 100);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        stats.open.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "sessions closed with 1000"
-    );
+    let stats = &stats;
+    wait_until_async(
+        Duration::from_millis(500),
+        "the sessions to be closed with 1000",
+        move || async move { stats.open.load(std::sync::atomic::Ordering::SeqCst) == 0 },
+    )
+    .await
+    .unwrap();
 }

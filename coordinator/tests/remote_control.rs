@@ -1,18 +1,17 @@
 //! Remote control: start a run on `serve` from a separate client, watch it, stop it;
 //! plus the `agents`, `status` and `stop` commands.
 
-mod common;
-
 use std::time::Duration;
 
 use clap::Parser;
-use common::*;
 use tokio_util::sync::CancellationToken;
 use wsload_coordinator::auth::Auth;
 use wsload_coordinator::cli::{execute, serve::serve_on, Cli, Command};
 use wsload_proto::pb::{
-    control_client::ControlClient, GetSummaryRequest, StartRunRequest, StopRunRequest, WatchRunRequest,
+    control_client::ControlClient, AgentLossPolicy, GetSummaryRequest, RunState, StartRunRequest, StopRunRequest,
+    WatchRunRequest,
 };
+use wsload_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_watch_stop_a_run_on_serve() {
@@ -74,7 +73,7 @@ async fn start_watch_stop_a_run_on_serve() {
         assert!(names.contains(&"wsload.v1.Control".to_string()), "{names:?}");
         assert!(names.contains(&"wsload.v1.AgentLink".to_string()), "{names:?}");
     }
-    let mut client = ControlClient::with_interceptor(channel, wsload_agent::link::auth_interceptor(Some("tok".into())));
+    let mut client = ControlClient::with_interceptor(channel, wsload_common::auth_interceptor(Some("tok".into())));
     // A long run: 10 batches of 5, one per second, sessions held 30 s.
     let plan = wsload_coordinator::plan::Plan::from_pb(&wsload_proto::pb::Plan {
         target: format!("ws://{addr}/ws"),
@@ -86,10 +85,35 @@ async fn start_watch_stop_a_run_on_serve() {
         ..Default::default()
     })
     .unwrap();
+    // The typed agent-loss policy and the deprecated string must agree.
+    #[allow(deprecated)]
+    let conflicting = StartRunRequest {
+        plan: Some(plan.to_pb()),
+        agent_loss: AgentLossPolicy::Abort as i32,
+        on_agent_loss: "continue".into(),
+        ..Default::default()
+    };
+    let refused = client.start_run(conflicting).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("agent_loss"), "{}", refused.message());
+    // A threshold on a step the plan does not have is refused before the run.
+    let unknown_step = StartRunRequest {
+        plan: Some(plan.to_pb()),
+        thresholds: vec!["step.echo.p99<1s".into()],
+        ..Default::default()
+    };
+    let refused = client.start_run(unknown_step).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("the plan has no step named `echo`"),
+        "{}",
+        refused.message()
+    );
     let run_id = client
         .start_run(StartRunRequest {
             plan: Some(plan.to_pb()),
             min_agents: 1,
+            agent_loss: AgentLossPolicy::Continue as i32,
             ..Default::default()
         })
         .await
@@ -154,14 +178,15 @@ async fn start_watch_stop_a_run_on_serve() {
     })
     .await
     .expect("run stops promptly");
-    assert_eq!(last.state, "stopped");
+    assert_eq!(last.run_state(), RunState::Stopped);
+    assert_eq!(last.state, "stopped", "the human text stays for old clients");
     let s = client
         .get_summary(GetSummaryRequest { run_id: run_id.clone() })
         .await
         .unwrap()
         .into_inner();
     assert!(s.finished);
-    assert_eq!(s.state, "stopped");
+    assert_eq!(s.run_state(), RunState::Stopped);
     assert!(s.sessions_completed < 50);
     assert!(out.join(&run_id).join("results.json").exists());
     // Stopping again says it had already ended; unknown runs are NotFound.

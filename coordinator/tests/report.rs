@@ -1,7 +1,8 @@
 //! Report writer tests: every artefact is written, PNGs decode at their size,
 //! `results.json` validates against `docs/results-schema.json`, the CSV has one row
 //! per window, `results.txt` carries correctly computed reference fields, and merged
-//! histograms give the same percentiles as one histogram of all samples.
+//! histograms give the same percentiles as one histogram of all samples. A run with
+//! named scenario steps adds its sections, columns and charts; one without has none.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use wsload_coordinator::report::{
-    self, charts, merged, new_histogram, AgentReport, LatencyStats, MemorySample, PlanEcho, RunHistograms, RunOutcome,
-    RunReport, Totals, Window,
+    self, charts, merged, new_histogram, step_charts, AgentReport, FanoutReach, LatencyStats, MemorySample, PlanEcho,
+    RunHistograms, RunOutcome, RunReport, StepReport, StepStats, Totals, Window,
 };
 use wsload_coordinator::thresholds;
 
@@ -100,6 +101,15 @@ fn sample_report() -> RunReport {
                 .collect(),
             throttled: Duration::from_millis(1500 * i),
             lost: false,
+            load: (0..seconds)
+                .map(|t| wsload_coordinator::report::saturation::LoadSample {
+                    t,
+                    cpu_percent: 20.0 + t as f64,
+                    cores: 2,
+                    lag_max_us: 900,
+                    lag_p99_us: 800,
+                })
+                .collect(),
         })
         .collect();
     let started_at = Utc.with_ymd_and_hms(2026, 11, 27, 19, 0, 0).unwrap();
@@ -128,6 +138,7 @@ fn sample_report() -> RunReport {
         windows,
         agents,
         thresholds: Vec::new(),
+        steps: Vec::new(),
     };
     let ths = thresholds::parse_all(&["rtt_p99<250ms", "connect_error_rate<1%", "sessions_failed==0"]).unwrap();
     r.thresholds = thresholds::evaluate(&ths, &r);
@@ -150,7 +161,91 @@ fn empty_report() -> RunReport {
         windows: Vec::new(),
         agents: Vec::new(),
         thresholds: Vec::new(),
+        steps: Vec::new(),
     }
+}
+
+/// [`sample_report`] played by a scenario: `connect` (2,000 connects in seconds 0-1),
+/// `echo` (a request: 100 a second in seconds 1-15, 2 failures in second 5), `publish`
+/// (one send a second in seconds 2-11), `news` (its fan-out listen: 2,000 deliveries a
+/// second, one duplicate, three out of order, 2 listeners failing) and `bye` (a close
+/// that never ran), plus handler counts, unexpected messages and close codes.
+fn scenario_report() -> RunReport {
+    let mut r = sample_report();
+    let names = ["connect", "echo", "publish", "news", "bye"];
+    let mut run: Vec<StepStats> = names.iter().map(|_| StepStats::default()).collect();
+    for w in &mut r.windows {
+        let t = w.t;
+        let mut put = |i: usize, s: StepStats| {
+            run[i].merge(&s).unwrap();
+            w.steps.insert(names[i].to_owned(), s);
+        };
+        if t < 2 {
+            let mut s = StepStats {
+                ok: 1000,
+                ..StepStats::default()
+            };
+            (500..1500).for_each(|v| s.latency.record(v).unwrap());
+            put(0, s);
+        }
+        if (1..16).contains(&t) {
+            let mut s = StepStats {
+                ok: 100,
+                failed: if t == 5 { 2 } else { 0 },
+                ..StepStats::default()
+            };
+            (0..100).for_each(|i| s.latency.record(2_000 + i * 10 + t * 100).unwrap());
+            put(1, s);
+        }
+        if (2..12).contains(&t) {
+            put(
+                2,
+                StepStats {
+                    ok: 1,
+                    ..StepStats::default()
+                },
+            );
+            let mut s = StepStats {
+                messages: 2000,
+                duplicates: u64::from(t == 3),
+                out_of_order: if t == 4 { 3 } else { 0 },
+                ..StepStats::default()
+            };
+            (0..2000).for_each(|i| s.latency.record(300 + i % 700).unwrap());
+            put(3, s);
+        }
+        if t == 12 {
+            put(
+                3,
+                StepStats {
+                    ok: 1998,
+                    failed: 2,
+                    ..StepStats::default()
+                },
+            );
+        }
+    }
+    let delivered = run[3].messages - run[3].duplicates;
+    r.steps = names
+        .iter()
+        .zip(["connect", "request", "send", "listen", "close"])
+        .zip(run)
+        .map(|((name, kind), stats)| StepReport {
+            name: (*name).to_owned(),
+            kind: kind.to_owned(),
+            fanout: (*name == "news").then_some(FanoutReach {
+                expected: 10 * 2000,
+                delivered,
+            }),
+            stats,
+        })
+        .collect();
+    r.totals.unexpected_messages = 7;
+    r.totals.close_codes = BTreeMap::from([(1006, 3), (1008, 1)]);
+    r.totals.counts = BTreeMap::from([("server_errors".to_owned(), 4), ("pongs".to_owned(), 12)]);
+    let ths = thresholds::parse_all(&["step.news.reach>=99.99%", "step.echo.p99<10ms", "close.1008==0"]).unwrap();
+    r.thresholds = thresholds::evaluate(&ths, &r);
+    r
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
@@ -179,24 +274,38 @@ fn assert_valid(v: &jsonschema::Validator, doc: &serde_json::Value) {
 
 fn check_artefacts(report: &RunReport, dir: &Path) {
     let written = report::write_all(report, dir).unwrap();
-    let expected: Vec<&str> = [report::RESULTS_TXT, report::RESULTS_JSON, report::TIMESERIES_CSV]
-        .into_iter()
-        .chain(charts::CHART_FILES)
-        .collect();
+    let expected: Vec<&str> = [
+        report::RESULTS_TXT,
+        report::RESULTS_JSON,
+        report::TIMESERIES_CSV,
+        report::REPORT_HTML,
+    ]
+    .into_iter()
+    .chain(charts::chart_files(report))
+    .collect();
     let names: Vec<String> = written
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, expected);
-    for chart in charts::CHART_FILES {
+    for chart in charts::chart_files(report) {
         assert_eq!(png_size(&dir.join(chart)), charts::CHART_SIZE, "{chart}");
     }
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(report::RESULTS_JSON)).unwrap()).unwrap();
     assert_valid(&schema_validator(), &doc);
+    let html = std::fs::read_to_string(dir.join(report::REPORT_HTML)).unwrap();
+    for id in report::html::chart_ids(report) {
+        assert!(html.contains(&format!("<svg id=\"{id}\"")), "report.html lacks {id}");
+    }
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external reference"
+    );
     let csv = std::fs::read_to_string(dir.join(report::TIMESERIES_CSV)).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], report::csv::HEADER);
+    assert_eq!(lines[0], report::csv::header(report));
+    assert!(lines[0].starts_with(report::csv::HEADER), "today's columns come first");
     assert_eq!(lines.len(), report.windows.len() + 1, "one row per window");
     let columns = lines[0].split(',').count();
     for line in &lines[1..] {
@@ -207,6 +316,28 @@ fn check_artefacts(report: &RunReport, dir: &Path) {
 #[test]
 fn writes_every_artefact_for_a_full_run() {
     check_artefacts(&sample_report(), &out_dir("full"));
+}
+
+#[test]
+fn writes_every_artefact_for_a_scenario_run() {
+    let r = scenario_report();
+    assert_eq!(
+        charts::chart_files(&r)[charts::CHART_FILES.len()..],
+        step_charts::STEP_CHART_FILES,
+        "the step charts come after today's"
+    );
+    check_artefacts(&r, &out_dir("scenario"));
+    // A plan with named steps that produced no data draws them too ("no data").
+    let mut idle = empty_report();
+    idle.steps = scenario_report()
+        .steps
+        .into_iter()
+        .map(|s| StepReport {
+            stats: StepStats::default(),
+            ..s
+        })
+        .collect();
+    check_artefacts(&idle, &out_dir("scenario-idle"));
 }
 
 #[test]
@@ -254,6 +385,12 @@ fn results_json_carries_totals_and_timeseries() {
     assert_eq!(doc["throughput_msgs_per_s"], 3000.0);
     assert_eq!(doc["timeseries"].as_array().unwrap().len(), 20);
     assert_eq!(doc["timeseries"][5]["errors"]["premature_close"], 2);
+    // The generator's load: agent-2 at 39 % of one core in its last second, of 2 cores.
+    assert_eq!(doc["agent_cpu_max"], 0.195);
+    assert_eq!(doc["saturated_seconds"], 0);
+    assert_eq!(doc["agents"][1]["load"][19]["cpu_share"], 0.195);
+    assert_eq!(doc["agents"][1]["load"][19]["saturated"], false);
+    assert_eq!(doc["timeseries"][5]["saturated_agents"].as_array().unwrap().len(), 0);
     assert!(doc["timeseries"][0]["rtt_us"].is_null(), "no response in second 0");
     let p99 = LatencyStats::from_histogram(&r.histograms.rtt_intended).unwrap().p99;
     assert_eq!(doc["latency_us"]["rtt"]["p99"], p99);
@@ -312,4 +449,162 @@ fn window_merge_sums_counts_and_errors() {
     assert_eq!(a.errors["timeout"], 3);
     assert_eq!(a.rtt.len(), 2);
     assert_eq!(a.rtt.max(), 300);
+}
+
+#[test]
+fn results_txt_shows_scenario_steps_counts_and_close_codes() {
+    let txt = report::text::render(&scenario_report());
+    for line in [
+        "Scenario steps (merged HDR histograms; ",
+        "  step                   kind            ok    failed  messages          p50          p90          p99        p99.9          max",
+        // 500..1499 µs twice each: p50 is the 1,000th of 2,000 samples.
+        "  connect                connect       2000         0         0     0.999 ms     1.399 ms     1.489 ms     1.498 ms     1.499 ms",
+        "  echo                   request       1500         2         0 ",
+        "  publish                send            10         0         0 (no latency samples)",
+        "  news                   listen        1998         2     20000 ",
+        "                           fan-out: expected 20000, delivered 19999 (reach 99.995 %), duplicates 1, out of order 3",
+        "  bye                    close            0         0         0 (no latency samples)",
+        "Handler counts:\n  pongs: 12\n  server_errors: 4\n",
+        "Unexpected messages:  7 (claimed by no step, pending request or handler)",
+        "Server close codes:\n  1006 (connection dropped): 3\n  1008 (policy violation): 1\n",
+        "PASS step.news.reach>=99.99% (observed 99.995%)",
+        "FAIL close.1008==0 (observed 1)",
+    ] {
+        assert!(txt.contains(line), "missing {line:?} in\n{txt}");
+    }
+    // Steps in plan order, after the latency table and before the errors.
+    let at = |s: &str| txt.find(s).unwrap_or_else(|| panic!("{s} missing"));
+    assert!(at("Session event") < at("Scenario steps") && at("Scenario steps") < at("Errors by kind:"));
+    assert!(at("  connect ") < at("  echo ") && at("  news ") < at("  bye "));
+}
+
+#[test]
+fn results_txt_of_the_built_in_protocol_has_no_scenario_sections() {
+    let txt = report::text::render(&sample_report());
+    for absent in [
+        "Scenario steps",
+        "Handler counts",
+        "Unexpected messages",
+        "Server close codes",
+        "fan-out",
+    ] {
+        assert!(!txt.contains(absent), "{absent:?} in\n{txt}");
+    }
+    // Close codes are the server's, whatever the sessions play.
+    let mut r = sample_report();
+    r.totals.close_codes = BTreeMap::from([(1009, 2), (4000, 1)]);
+    let txt = report::text::render(&r);
+    assert!(
+        txt.contains("Server close codes:\n  1009 (message too big): 2\n  4000: 1\n"),
+        "{txt}"
+    );
+    assert!(!txt.contains("Scenario steps"), "{txt}");
+}
+
+#[test]
+fn results_json_carries_steps_counts_and_close_codes() {
+    let r = scenario_report();
+    let doc = report::json::to_value(&r).unwrap();
+    assert_valid(&schema_validator(), &doc);
+    assert_eq!(doc["schema_version"], 3);
+    let steps = doc["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["connect", "echo", "publish", "news", "bye"], "plan order");
+    let connect = &steps[0];
+    assert_eq!(connect["kind"], "connect");
+    assert_eq!(
+        (&connect["ok"], &connect["failed"], &connect["messages"]),
+        (&serde_json::json!(2000), &serde_json::json!(0), &serde_json::json!(0))
+    );
+    assert_eq!(connect["latency_us"]["count"], 2000);
+    assert_eq!(connect["latency_us"]["p50"], 999);
+    assert_eq!(connect["latency_us"]["p99_9"], 1498);
+    assert!(connect["fanout"].is_null());
+    assert_eq!(steps[1]["failed"], 2);
+    assert!(steps[2]["latency_us"].is_null(), "a send step has no latency");
+    let news = &steps[3];
+    assert_eq!(
+        (&news["duplicates"], &news["out_of_order"]),
+        (&serde_json::json!(1), &serde_json::json!(3))
+    );
+    assert_eq!(
+        news["fanout"],
+        serde_json::json!({"expected": 20000, "delivered": 19999, "reach": 0.99995})
+    );
+    assert_eq!(doc["totals"]["unexpected_messages"], 7);
+    assert_eq!(doc["totals"]["close_codes"], serde_json::json!({"1006": 3, "1008": 1}));
+    assert_eq!(
+        doc["totals"]["counts"],
+        serde_json::json!({"pongs": 12, "server_errors": 4})
+    );
+    // Per second: the steps that did something, by name; none, no key.
+    let series = doc["timeseries"].as_array().unwrap();
+    let keys = |t: usize| -> Vec<&str> {
+        series[t]["steps"]
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(0), ["connect"]);
+    assert_eq!(keys(5), ["echo", "news", "publish"]);
+    assert_eq!(series[5]["steps"]["echo"]["failed"], 2);
+    assert!(series[19].get("steps").is_none(), "{}", series[19]);
+    // The built-in protocol: no steps, nothing per second, empty tallies.
+    let plain = report::json::to_value(&sample_report()).unwrap();
+    assert_eq!(plain["steps"], serde_json::json!([]));
+    assert!(plain["timeseries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s.get("steps").is_none()));
+    assert_eq!(plain["totals"]["close_codes"], serde_json::json!({}));
+}
+
+#[test]
+fn schema_rejects_a_malformed_step() {
+    let v = schema_validator();
+    let doc = report::json::to_value(&scenario_report()).unwrap();
+    let mut bad = doc.clone();
+    bad["steps"][0]["extra"] = serde_json::json!(1);
+    assert!(!v.is_valid(&bad), "unknown step field");
+    let mut bad = doc.clone();
+    bad["steps"][1]["kind"] = serde_json::json!("think");
+    assert!(!v.is_valid(&bad), "think steps have no metrics");
+    let mut bad = doc.clone();
+    bad["steps"][3]["fanout"].as_object_mut().unwrap().remove("delivered");
+    assert!(!v.is_valid(&bad), "fan-out without delivered");
+    let mut bad = doc.clone();
+    bad["timeseries"][0]["steps"]["connect"]["nope"] = serde_json::json!(1);
+    assert!(!v.is_valid(&bad), "unknown per-second step field");
+    let mut bad = doc;
+    bad["totals"]["close_codes"]["normal"] = serde_json::json!(1);
+    assert!(!v.is_valid(&bad), "close codes are keyed by number");
+}
+
+#[test]
+fn timeseries_csv_appends_five_columns_per_step() {
+    let r = scenario_report();
+    let csv = report::csv::render(&r);
+    let lines: Vec<&str> = csv.lines().collect();
+    let step_columns = |name: &str| {
+        ["ok", "failed", "messages", "p50_ms", "p99_ms"]
+            .map(|c| format!("step.{name}.{c}"))
+            .join(",")
+    };
+    let expected_header = ["connect", "echo", "publish", "news", "bye"]
+        .iter()
+        .fold(report::csv::HEADER.to_owned(), |h, n| {
+            format!("{h},{}", step_columns(n))
+        });
+    assert_eq!(lines[0], expected_header);
+    let today = report::csv::HEADER.split(',').count();
+    let tail = |row: usize| lines[row + 1].split(',').skip(today).collect::<Vec<_>>().join(",");
+    // Second 0: 1,000 connects of 500..1499 µs (p50 the 500th, p99 the 990th); the
+    // other steps idle.
+    assert_eq!(tail(0), "1000,0,0,0.999,1.489,0,0,0,,,0,0,0,,,0,0,0,,,0,0,0,,");
+    // Second 12: 100 requests of 3,200..4,190 µs (HDR reports the top of the value's
+    // bucket: 2 µs wide here, 4 µs above 4,096) and the listeners finish, 2 failing.
+    assert_eq!(tail(12), "0,0,0,,,100,0,0,3.691,4.183,0,0,0,,,1998,2,0,,,0,0,0,,");
+    // The built-in protocol's CSV is today's.
+    assert_eq!(report::csv::header(&sample_report()), report::csv::HEADER);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
+use wsload_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_connect_over_tls() {

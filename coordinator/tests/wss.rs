@@ -7,9 +7,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{out_dir, run_opts, run_within, stack};
+use common::{run_opts, run_within};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
+use wsload_testkit::{out_dir, Nginx, WsServer};
 
 /// A CA and a certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem).
 fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -54,8 +55,8 @@ fn plan<'a>(target: &'a str, out: &'a std::path::Path) -> Vec<&'a str> {
 async fn sessions_run_over_wss_through_nginx() {
     let dir = out_dir("wss");
     let (ca, cert, key) = certificates(&dir.join("tls"));
-    let server = stack::Server::start(12, &["--broker", "memory", "--server-event-interval", "0"]);
-    let nginx = stack::Nginx::start_with_tls(server.base_port, &cert, &key);
+    let server = WsServer::start(12, &["--broker", "memory", "--server-event-interval", "0"]);
+    let nginx = Nginx::start_with_tls(&server.ports(), &cert, &key);
     let target = nginx.wss_url();
 
     // Trusting the CA: every session over TLS, exact counts.

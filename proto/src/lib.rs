@@ -10,15 +10,26 @@ pub mod pb {
     tonic::include_proto!("wsload.v1");
 }
 
-/// Histogram encoding shared by agents and coordinator.
+/// Histogram construction and encoding shared by agents and coordinator.
 pub mod hist;
+
+/// The values unset plan fields take.
+pub mod defaults;
+
+/// Size limits of messages and plans.
+pub mod limits;
 
 /// Version of the agent link protocol. Bump on any incompatible change; agent and
 /// coordinator refuse each other when theirs differ.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Encoded `FileDescriptorSet` of the contract (for reflection or tooling).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("wsload_descriptor");
 
 /// Metadata key carrying the shared token (`authorization: Bearer <token>`).
 pub const AUTH_HEADER: &str = "authorization";
+
+/// Metadata key of the coordinator's [`PROTOCOL_VERSION`] on the `FAILED_PRECONDITION`
+/// status that refuses an agent speaking another version: agents recognise a version
+/// mismatch by this key, never by the status message.
+pub const PROTOCOL_VERSION_HEADER: &str = "wsload-protocol-version";

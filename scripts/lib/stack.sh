@@ -6,20 +6,10 @@ REDIS_PORT=${REDIS_PORT:-6379}
 STACK_PIDS=()
 STACK_WORK=$(mktemp -d)
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# Installs redis-server and nginx when missing; on failure the stack falls back to
-# the embedded memory broker and no nginx, and says so.
+# Installs what is missing (scripts/setup.sh: redis-server, nginx, ...); on failure
+# the stack falls back to the embedded memory broker and no nginx, and says so.
 stack_install() {
-  local need=()
-  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-  [ ${#need[@]} -eq 0 ] && return 0
-  if as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; then
-    echo "installed: ${need[*]}"
-  else
-    echo "could not install ${need[*]}: falling back to what is available" >&2
-  fi
+  ./scripts/setup.sh || echo "could not install everything: falling back to what is available" >&2
 }
 
 stack_stop() {

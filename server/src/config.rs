@@ -100,6 +100,22 @@ pub struct ServerOpts {
     /// Open WebSocket connections per instance; upgrades beyond it get HTTP 503.
     #[arg(long = "max-connections", env = "MAX_CONNECTIONS", default_value_t = 19_000)]
     pub max_connections: usize,
+    /// Listen backlog of every instance's socket: connections the kernel completes and
+    /// queues while the worker is busy. A burst beyond it costs SYN retries (1 s, 3 s..)
+    /// or, behind nginx, upstream connect timeouts. The kernel caps it at
+    /// `net.core.somaxconn` (the server logs the value in force).
+    #[arg(long = "listen-backlog", env = "LISTEN_BACKLOG", default_value_t = 65_535, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub listen_backlog: u32,
+    /// Upgrades whose session is not yet recorded in the broker, per instance; more
+    /// get HTTP 503 at once (shed), so an overloaded broker sees a bounded queue
+    /// instead of calls that time out.
+    #[arg(long = "max-pending-upgrades", env = "MAX_PENDING_UPGRADES", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_upgrades: u32,
+    /// A session setup (broker call) slower than this sheds new upgrades with 503 for
+    /// as long as it took. Default: half of --redis-timeout, so that the stack refuses
+    /// before its broker calls time out; 0 disables.
+    #[arg(long = "shed-latency", env = "SHED_LATENCY", value_parser = parse_duration)]
+    pub shed_latency: Option<Duration>,
     /// A connection that sent nothing (not even a pong) for this long is closed.
     #[arg(long = "idle-timeout", env = "IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -128,7 +144,7 @@ pub struct ServerOpts {
     /// Messages shorter than this are sent uncompressed even when permessage-deflate
     /// was negotiated: without context takeover, deflating ~100-byte JSON events costs
     /// CPU and saves nothing. It also means a small broadcast is serialised once and
-    /// compressed zero times (yawc compresses per connection above the threshold).
+    /// compressed zero times (above the threshold it is compressed per connection).
     #[arg(long = "compression-threshold", env = "COMPRESSION_THRESHOLD", default_value = "256", value_parser = parse_size)]
     pub compression_threshold: usize,
     /// How long a graceful shutdown waits for clients to finish their close handshake.
@@ -157,6 +173,11 @@ impl ServerOpts {
             .map_or_else(|| (cores / usize::from(self.instances)).max(1), usize::from)
     }
 
+    /// The setup latency above which new upgrades are shed (zero: never).
+    pub fn shed_latency(&self) -> Duration {
+        self.shed_latency.unwrap_or(self.redis_timeout / 2)
+    }
+
     /// The broker in effect: the flag, else `redis` when REDIS_URL is set, else `memory`.
     pub fn broker_kind(&self) -> BrokerKind {
         self.broker.unwrap_or(if self.redis_url.is_some() {
@@ -172,13 +193,13 @@ impl ServerOpts {
     }
 
     /// Checks relations between options that clap cannot express.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let last = u32::from(self.base_port) + u32::from(self.instances) - 1;
         if last > u32::from(u16::MAX) {
-            return Err(format!(
-                "--base-port {} with --instances {} runs past port 65535",
-                self.base_port, self.instances
-            ));
+            return Err(ConfigError::PortsPastEnd {
+                base_port: self.base_port,
+                instances: self.instances,
+            });
         }
         for (name, value) in [
             ("--redis-timeout", self.redis_timeout),
@@ -189,17 +210,17 @@ impl ServerOpts {
             ("--session-ttl", self.session_ttl),
         ] {
             if value.is_zero() {
-                return Err(format!("{name} must be greater than 0"));
+                return Err(ConfigError::Zero { flag: name });
             }
         }
         if self.ping_interval >= self.idle_timeout {
-            return Err("--ping-interval must be shorter than --idle-timeout".into());
+            return Err(ConfigError::PingNotBeforeIdle);
         }
         if self.session_ttl < Duration::from_secs(3) {
-            return Err("--session-ttl must be at least 3s".into());
+            return Err(ConfigError::SessionTtlTooShort);
         }
         if self.max_payload == 0 || self.max_backpressure == 0 || self.max_connections == 0 {
-            return Err("--max-payload, --max-backpressure and --max-connections must be greater than 0".into());
+            return Err(ConfigError::ZeroLimit);
         }
         if self.broker_kind() == BrokerKind::Redis {
             crate::broker::redis::parse_url(self.redis_url())?;
@@ -208,30 +229,85 @@ impl ServerOpts {
     }
 }
 
+/// Options that do not fit together (or a Redis URL that cannot be used).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The last instance's port would be above 65535.
+    #[error("--base-port {base_port} with --instances {instances} runs past port 65535")]
+    PortsPastEnd {
+        /// `--base-port`.
+        base_port: u16,
+        /// `--instances`.
+        instances: u16,
+    },
+    /// A duration that must be positive is zero.
+    #[error("{flag} must be greater than 0")]
+    Zero {
+        /// The flag, with its dashes.
+        flag: &'static str,
+    },
+    /// Pings would not keep a connection from its idle timeout.
+    #[error("--ping-interval must be shorter than --idle-timeout")]
+    PingNotBeforeIdle,
+    /// A TTL too short to refresh in time.
+    #[error("--session-ttl must be at least 3s")]
+    SessionTtlTooShort,
+    /// A size or connection limit of zero.
+    #[error("--max-payload, --max-backpressure and --max-connections must be greater than 0")]
+    ZeroLimit,
+    /// The Redis URL (with the redis broker) cannot be used.
+    #[error(transparent)]
+    Redis(#[from] crate::broker::redis::RedisSetupError),
+}
+
+/// A flag value that is not a duration or a size.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    /// Not a duration.
+    #[error("'{value}' is not a duration ({reason}); use e.g. 500ms, 2s, 1m")]
+    NotADuration {
+        /// The value as given.
+        value: String,
+        /// Why humantime refused it.
+        reason: humantime::DurationError,
+    },
+    /// No number in front.
+    #[error("'{0}' is not a size; use e.g. 65536, 64KiB, 1MiB")]
+    NotASize(String),
+    /// A unit that is not a byte size.
+    #[error("'{0}' has an unknown size unit; use B, KiB, MiB or GiB")]
+    UnknownSizeUnit(String),
+    /// More bytes than this machine can count.
+    #[error("'{0}' is too large")]
+    SizeTooLarge(String),
+}
+
 /// Parses a human duration such as `500ms`, `2s` or `1m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 500ms, 2s, 1m"))
+    humantime::parse_duration(s).map_err(|reason| ValueError::NotADuration {
+        value: s.to_owned(),
+        reason,
+    })
 }
 
 /// Parses a byte size such as `1048576`, `64KiB`, `1MiB`, `1MB` or `512K`.
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, ValueError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size; use e.g. 65536, 64KiB, 1MiB"))?;
+    let n: usize = digits.parse().map_err(|_| ValueError::NotASize(s.to_owned()))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
         "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        _ => return Err(format!("'{s}' has an unknown size unit; use B, KiB, MiB or GiB")),
+        _ => return Err(ValueError::UnknownSizeUnit(s.to_owned())),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| ValueError::SizeTooLarge(s.to_owned()))
 }
 
 #[cfg(test)]
@@ -253,15 +329,41 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("1XB").is_err());
-        assert!(parse_size("abc").is_err());
+        assert_eq!(parse_size("1XB"), Err(ValueError::UnknownSizeUnit("1XB".into())));
+        assert_eq!(parse_size("abc"), Err(ValueError::NotASize("abc".into())));
+        assert_eq!(
+            parse_size("99999999999999999999G"),
+            Err(ValueError::NotASize("99999999999999999999G".into()))
+        );
+        assert_eq!(
+            parse_size("99999999999G"),
+            Err(ValueError::SizeTooLarge("99999999999G".into()))
+        );
     }
 
     #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("soon").is_err());
+        assert!(matches!(
+            parse_duration("soon"),
+            Err(ValueError::NotADuration { value, .. }) if value == "soon"
+        ));
+    }
+
+    #[test]
+    fn overload_defaults() {
+        let opts = |args: &[&str]| Cli::try_parse_from([&["ws-server"], args].concat()).unwrap().server;
+        let o = opts(&[]);
+        assert_eq!((o.listen_backlog, o.max_pending_upgrades), (65_535, 256));
+        assert_eq!(o.shed_latency(), Duration::from_secs(1));
+        assert_eq!(
+            opts(&["--redis-timeout", "500ms"]).shed_latency(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(opts(&["--shed-latency", "0"]).shed_latency(), Duration::ZERO);
+        assert!(Cli::try_parse_from(["ws-server", "--max-pending-upgrades", "0"]).is_err());
+        assert!(Cli::try_parse_from(["ws-server", "--listen-backlog", "0"]).is_err());
     }
 
     #[test]
@@ -277,8 +379,19 @@ mod tests {
     #[test]
     fn bad_relations_are_rejected() {
         let cli = Cli::try_parse_from(["ws-server", "--base-port", "65530", "--instances", "12"]).unwrap();
-        assert!(cli.server.validate().unwrap_err().contains("65535"));
+        assert_eq!(
+            cli.server.validate(),
+            Err(ConfigError::PortsPastEnd {
+                base_port: 65530,
+                instances: 12
+            })
+        );
         let cli = Cli::try_parse_from(["ws-server", "--broker", "redis", "--redis-url", "http://x"]).unwrap();
-        assert!(cli.server.validate().unwrap_err().contains("redis-url"));
+        assert!(matches!(
+            cli.server.validate(),
+            Err(ConfigError::Redis(crate::broker::redis::RedisSetupError::InvalidUrl { url, .. })) if url == "http://x"
+        ));
+        let cli = Cli::try_parse_from(["ws-server", "--idle-timeout", "0"]).unwrap();
+        assert_eq!(cli.server.validate(), Err(ConfigError::Zero { flag: "--idle-timeout" }));
     }
 }

@@ -1,10 +1,11 @@
 //! The HTTP side of an instance: accepts TCP connections, upgrades WebSocket
-//! requests on any path, and answers `GET /healthz` and `GET /metrics`.
+//! requests on any path, and answers `GET /healthz` and `GET /metrics`. Once
+//! upgraded, the connection leaves hyper: its task gets the bare `TcpStream`.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -13,16 +14,18 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 use crate::connection;
 use crate::instance::Instance;
+use crate::ws::{close_code, handshake};
 
 type Reply = Response<Full<Bytes>>;
 
-/// Accepts connections until the instance shuts down; returns the tracker of the
-/// WebSocket connections still open, so the caller can wait for them.
+/// Accepts connections until the instance shuts down, then asks every WebSocket
+/// to close with 1001; returns the tracker of the WebSocket connections still
+/// open, so the caller can wait for them.
 pub async fn accept_loop(listener: TcpListener, instance: Arc<Instance>) -> TaskTracker {
     let sockets = TaskTracker::new();
     loop {
@@ -62,6 +65,8 @@ pub async fn accept_loop(listener: TcpListener, instance: Arc<Instance>) -> Task
             }
         });
     }
+    // Connections registering from now on see the shutdown themselves.
+    instance.hub.close_all(close_code::GOING_AWAY);
     sockets
 }
 
@@ -99,7 +104,7 @@ async fn route(mut req: Request<Incoming>, instance: Arc<Instance>, sockets: &Ta
             let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                header::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
             );
             r
         }
@@ -115,27 +120,51 @@ fn upgrade(req: &mut Request<Incoming>, instance: Arc<Instance>, sockets: &TaskT
         metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
         return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
     }
-    match yawc::WebSocket::upgrade_with_options(&mut *req, instance.ws_options.clone()) {
-        Ok((response, fut)) => {
-            let timeout = instance.opts.handshake_timeout;
-            let tracker = sockets.clone();
-            // The upgrade runs in a short-lived task; the connection gets a task of
-            // its own, so the upgrade's state is not carried for the session's life.
-            sockets.spawn(async move {
-                match tokio::time::timeout(timeout, fut).await {
-                    Ok(Ok(ws)) => {
-                        tracker.spawn(connection::serve(ws, instance));
-                    }
-                    _ => {
-                        instance.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-                    }
-                }
-            });
-            response.map(|_| Full::new(Bytes::new()))
-        }
+    let accepted = match handshake::accept(req, instance.deflate.is_some()) {
+        Ok(a) => a,
         Err(e) => {
             metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-            text(StatusCode::BAD_REQUEST, format!("bad WebSocket upgrade: {e}\n"))
+            return text(StatusCode::BAD_REQUEST, format!("bad WebSocket upgrade: {e}\n"));
         }
-    }
+    };
+    let ticket = match instance.admission.admit() {
+        Ok(t) => t,
+        Err(why) => {
+            metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+            metrics.shed(why);
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("overloaded ({})\n", why.as_str()),
+            );
+        }
+    };
+    let on_upgrade = hyper::upgrade::on(req);
+    let timeout = instance.opts.handshake_timeout;
+    let tracker = sockets.clone();
+    let deflate = accepted.deflate;
+    // The upgrade runs in a short-lived task; the connection gets a task of its
+    // own, so the upgrade's state is not carried for the session's life.
+    sockets.spawn(async move {
+        let upgraded = match tokio::time::timeout(timeout, on_upgrade).await {
+            Ok(Ok(upgraded)) => upgraded.downcast::<TokioIo<TcpStream>>(),
+            _ => {
+                instance.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        match upgraded {
+            Ok(parts) => {
+                let stream = parts.io.into_inner();
+                let setup = Instant::now();
+                let serve = connection::start(stream, parts.read_buf, deflate, instance).await;
+                ticket.finish(setup.elapsed());
+                tracker.spawn(serve);
+            }
+            Err(_) => {
+                tracing::error!("upgraded connection is not a TcpStream");
+                instance.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    });
+    accepted.response.map(|()| Full::new(Bytes::new()))
 }

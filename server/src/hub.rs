@@ -1,5 +1,5 @@
 //! The clients of one instance and their bounded outbound queues: where broadcasts,
-//! pings, idle checks and closes reach a connection from outside its own tasks.
+//! pings, idle checks and closes reach a connection from outside its own task.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -7,37 +7,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use futures_util::task::AtomicWaker;
 
 use crate::metrics::Metrics;
+use crate::ws::close_code;
 
 /// Most items a connection may have queued. Memory is bounded by bytes
 /// (`--max-backpressure`); this only caps the item count (pings are tiny).
 pub const QUEUE_ITEMS: usize = 4096;
 
-/// Close codes the server uses.
-pub mod close_code {
-    /// Normal closure (idle timeout).
-    pub const NORMAL: u16 = 1000;
-    /// Going away: the server shuts down.
-    pub const GOING_AWAY: u16 = 1001;
-    /// Invalid payload data (not UTF-8).
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    /// Policy violation: the client does not read fast enough.
-    pub const POLICY: u16 = 1008;
-}
-
-/// What the writer task sends.
+/// What the connection's task writes.
 #[derive(Debug)]
 pub enum Outbound {
     /// A text frame (shared bytes: a broadcast is serialised once).
     Text(Bytes),
     /// A keep-alive ping.
     Ping,
+    /// The answer to a client's ping, with its payload.
+    Pong(Bytes),
 }
 
-/// The shared state of one connection.
+/// The shared state of one connection: what reaches it from outside its task.
 #[derive(Debug)]
 pub struct Client {
     /// Session id.
@@ -45,16 +35,14 @@ pub struct Client {
     /// The outbound queue. A plain deque rather than a channel: an idle
     /// connection's empty queue holds no allocation (a channel keeps a block).
     outbox: Mutex<VecDeque<Outbound>>,
-    /// Wakes the writer when something was queued.
-    ready: Notify,
-    /// Bytes queued and not yet written to the socket.
+    /// Wakes the connection's task when something was queued or it must close.
+    waker: AtomicWaker,
+    /// Text bytes queued and not yet written to the socket.
     queued: AtomicUsize,
     /// Milliseconds since the hub's epoch at the last frame from the client.
     last_seen: AtomicU64,
-    /// Close code chosen by whoever closed the connection (0 = shutdown, 1001).
+    /// Close code chosen by whoever closed the connection; 0 while open.
     close_code: AtomicU16,
-    /// Cancelled to close the connection; a child of the instance's shutdown token.
-    pub closing: CancellationToken,
 }
 
 /// Why a message could not be queued.
@@ -62,7 +50,7 @@ pub struct Client {
 pub enum QueueError {
     /// The queue is past its byte limit; the connection is being closed.
     Overflow,
-    /// The writer is gone.
+    /// The connection is closing.
     Closed,
 }
 
@@ -72,19 +60,33 @@ impl Client {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Called by the writer once a text frame has been written.
+    /// Called by the connection once text frames of `len` bytes have been written.
     pub fn sent(&self, len: usize) {
-        self.queued.fetch_sub(len, Ordering::Relaxed);
+        if len > 0 {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
     }
 
-    /// Queues `bytes` if the queue stays within `limit`.
+    /// Queues `bytes` if the queue stays within `limit`, and wakes the connection.
     pub fn try_queue(&self, bytes: Bytes, limit: usize) -> Result<(), QueueError> {
+        self.queue_text(bytes, limit)?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Queues `bytes` like [`Client::try_queue`] without waking the connection: for
+    /// the connection's own task, which writes its queue before it sleeps.
+    pub fn queue_own(&self, bytes: Bytes, limit: usize) -> Result<(), QueueError> {
+        self.queue_text(bytes, limit)
+    }
+
+    fn queue_text(&self, bytes: Bytes, limit: usize) -> Result<(), QueueError> {
         let len = bytes.len();
         if self.queued.fetch_add(len, Ordering::Relaxed) + len > limit {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             return Err(QueueError::Overflow);
         }
-        if self.closing.is_cancelled() {
+        if self.closing().is_some() {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             return Err(QueueError::Closed);
         }
@@ -95,37 +97,39 @@ impl Client {
         Ok(())
     }
 
-    /// Appends to the queue unless it holds `QUEUE_ITEMS` already.
-    fn push(&self, item: Outbound) -> bool {
+    /// Appends to the queue unless it holds `QUEUE_ITEMS` already (no wake-up).
+    pub fn push(&self, item: Outbound) -> bool {
         let mut q = self.outbox.lock().unwrap();
         if q.len() >= QUEUE_ITEMS {
             return false;
         }
         q.push_back(item);
-        drop(q);
-        self.ready.notify_one();
         true
     }
 
-    /// The next item to send, waiting for one; `None` once the connection closes.
-    pub async fn next_outbound(&self) -> Option<Outbound> {
-        loop {
-            {
-                let mut q = self.outbox.lock().unwrap();
-                if let Some(item) = q.pop_front() {
-                    return Some(item);
-                }
-                if q.capacity() > 0 {
-                    // Idle connections keep no queue memory.
-                    *q = VecDeque::new();
-                }
-            }
-            tokio::select! {
-                biased;
-                _ = self.closing.cancelled() => return None,
-                _ = self.ready.notified() => {}
-            }
+    /// The next item to write, if any. An emptied queue gives its memory back.
+    pub fn pop(&self) -> Option<Outbound> {
+        let mut q = self.outbox.lock().unwrap();
+        let item = q.pop_front();
+        if item.is_none() && q.capacity() > 0 {
+            *q = VecDeque::new();
         }
+        item
+    }
+
+    /// Drops everything queued (the connection is closing and will not write it).
+    pub fn discard(&self) {
+        let dropped = std::mem::take(&mut *self.outbox.lock().unwrap());
+        let bytes: usize = dropped
+            .iter()
+            .map(|o| if let Outbound::Text(b) = o { b.len() } else { 0 })
+            .sum();
+        self.sent(bytes);
+    }
+
+    /// Registers the connection's task to be woken by queues and closes.
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
     }
 
     /// Asks the connection to close with `code` (the first request wins).
@@ -133,14 +137,14 @@ impl Client {
         let _ = self
             .close_code
             .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
-        self.closing.cancel();
+        self.waker.wake();
     }
 
-    /// The close code to send: the one asked for, or 1001 when the server shuts down.
-    pub fn close_code(&self) -> u16 {
+    /// The close code asked for, once the connection is asked to close.
+    pub fn closing(&self) -> Option<u16> {
         match self.close_code.load(Ordering::Relaxed) {
-            0 => close_code::GOING_AWAY,
-            c => c,
+            0 => None,
+            c => Some(c),
         }
     }
 }
@@ -173,15 +177,14 @@ impl Hub {
     }
 
     /// Registers a connection; returns its hub key and its state.
-    pub fn register(&self, id: String, shutdown: &CancellationToken) -> (u64, Arc<Client>) {
+    pub fn register(&self, id: String) -> (u64, Arc<Client>) {
         let client = Arc::new(Client {
             id,
             outbox: Mutex::new(VecDeque::new()),
-            ready: Notify::new(),
+            waker: AtomicWaker::new(),
             queued: AtomicUsize::new(0),
             last_seen: AtomicU64::new(self.now_ms()),
             close_code: AtomicU16::new(0),
-            closing: shutdown.child_token(),
         });
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.clients.lock().unwrap().insert(key, client.clone());
@@ -240,15 +243,22 @@ impl Hub {
         let now = self.now_ms();
         let idle_ms = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
         for client in self.snapshot() {
-            if client.closing.is_cancelled() {
+            if client.closing().is_some() {
                 continue;
             }
             if now.saturating_sub(client.last_seen.load(Ordering::Relaxed)) > idle_ms {
                 self.metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
                 client.close(close_code::NORMAL);
-            } else {
-                let _ = client.push(Outbound::Ping);
+            } else if client.push(Outbound::Ping) {
+                client.waker.wake();
             }
+        }
+    }
+
+    /// Asks every connection to close with `code` (the server shuts down).
+    pub fn close_all(&self, code: u16) {
+        for client in self.snapshot() {
+            client.close(code);
         }
     }
 }

@@ -9,11 +9,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
 use crate::broker::{Broker, SessionInfo};
 use crate::cleanup::{self, Cleanup};
 use crate::config::ServerOpts;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::ws::DeflatePool;
 use crate::{events, http};
 
 /// Everything a connection of this instance needs.
@@ -34,9 +36,11 @@ pub struct Instance {
     pub metrics: Arc<Metrics>,
     /// Closed sessions waiting for deletion.
     pub cleanup: Arc<Cleanup>,
-    /// yawc options: small buffers, optional pooled compression.
-    pub ws_options: yawc::Options,
-    /// Cancelled when the instance shuts down; every connection's close token is a child.
+    /// Sheds new upgrades while the broker is behind.
+    pub admission: Arc<Admission>,
+    /// The process's compressors when permessage-deflate is offered (`--compression`).
+    pub deflate: Option<DeflatePool>,
+    /// Cancelled when the instance shuts down; the accept loop then closes every connection.
     pub shutdown: CancellationToken,
 }
 
@@ -49,28 +53,6 @@ impl Instance {
             port: self.port,
             created: created.to_owned(),
         }
-    }
-}
-
-/// yawc options for this process: 4 KiB read / 1 KiB write buffers, UTF-8 checks,
-/// the payload limit and, with compression, no context takeover and the one pool.
-pub fn ws_options(opts: &ServerOpts, pool: Option<&yawc::DeflatePool>) -> yawc::Options {
-    let options = yawc::Options::default()
-        .with_read_buffer_capacity(4096)
-        .with_write_buffer_capacity(1024)
-        .with_utf8()
-        .with_no_delay()
-        // yawc rejects a message whose length reaches the limit: allow exactly max_payload.
-        .with_max_payload_read(opts.max_payload + 1)
-        .with_max_read_buffer(opts.max_payload + 1);
-    match pool {
-        Some(pool) => options
-            .with_low_latency_compression()
-            .server_no_context_takeover()
-            .client_no_context_takeover()
-            .with_deflate_pool(pool.clone())
-            .with_compression_threshold(opts.compression_threshold),
-        None => options,
     }
 }
 
@@ -89,7 +71,7 @@ pub async fn run(
     index: u32,
     opts: Arc<ServerOpts>,
     broker: Broker,
-    pool: Option<yawc::DeflatePool>,
+    pool: Option<DeflatePool>,
     shutdown: CancellationToken,
 ) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -100,7 +82,11 @@ pub async fn run(
         host: hostname(),
         hub: Arc::new(Hub::new(opts.max_backpressure, metrics.clone())),
         cleanup: Arc::new(Cleanup::new(opts.cleanup_batch_size as usize, metrics.clone())),
-        ws_options: ws_options(&opts, pool.as_ref()),
+        deflate: pool,
+        admission: Arc::new(Admission::new(
+            u64::from(opts.max_pending_upgrades),
+            opts.shed_latency(),
+        )),
         metrics,
         broker: broker.clone(),
         shutdown: shutdown.clone(),

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use wsload_server::{logging, Cli, Command};
+use wsload_server::{listeners, logging, Cli, Command};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -14,6 +14,14 @@ fn main() {
             std::process::exit(2);
         }
         Err(e) => e.exit(),
+    };
+    // Before any thread exists: this reads and clears LISTEN_FDS / LISTEN_PID.
+    let inherited = match listeners::inherited() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code());
+        }
     };
     logging::init(cli.server.log_format);
     // A worker process gets its share of the cores; everything else one thread per core.
@@ -32,7 +40,7 @@ fn main() {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let worker_args = std::env::args_os().skip(1).collect();
-        match wsload_server::run(cli, worker_args, shutdown).await {
+        match wsload_server::run(cli, worker_args, inherited, shutdown).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -63,9 +63,11 @@ pub fn server_event(message: &str, timestamp: &str) -> Bytes {
     Event::ServerEvent { message, timestamp }.to_bytes()
 }
 
-/// Now as ISO-8601 in UTC with milliseconds, like JavaScript's `toISOString()`.
+/// Now as ISO-8601 in UTC with microseconds (`2026-12-01T22:00:00.123456Z`): still
+/// what JavaScript's `Date` parses, and precise enough to time a broadcast's fan-out.
 pub fn now_iso() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    // Microseconds: listeners time the fan-out of a server event from this stamp.
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

@@ -1,19 +1,20 @@
-//! The supervisor: keeps `--instances` instances alive on consecutive ports.
+//! The supervisor: keeps `--instances` instances alive, each on its own listening
+//! socket, which the supervisor holds for its whole life (see [`crate::listeners`]).
 //!
 //! With Redis every instance is a separate `ws-server worker` process, so a crash
-//! cannot take the others down; a dead worker is restarted on the same port with
-//! exponential backoff. The memory broker cannot cross processes, so with it the
-//! instances are tasks of this process, restarted the same way if one panics.
+//! cannot take the others down; a dead worker is restarted with exponential backoff
+//! and handed the same socket, so clients connecting meanwhile wait in its backlog.
+//! The memory broker cannot cross processes, so with it the instances are tasks of
+//! this process, restarted the same way if one panics.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::backoff::Backoff;
 use crate::broker::{memory::MemoryBroker, Broker};
 use crate::config::{BrokerKind, ServerOpts};
-use crate::{instance, ServerError};
+use crate::{instance, listeners, ServerError};
 
 /// An instance that stayed up this long gets its restart backoff reset.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
@@ -32,34 +33,52 @@ fn restart_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
 }
 
-/// The ports of the instances.
+/// The ports of the instances when the supervisor binds them itself.
 pub fn ports(opts: &ServerOpts) -> Vec<u16> {
     (0..opts.instances).map(|i| opts.base_port + i).collect()
 }
 
-/// Binds `addr`, with an error that names it.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Usage(format!("cannot listen on {addr}: {e}")))
+/// One listening socket per instance: the `inherited` ones (exactly `--instances` of
+/// them), or, when there are none, bound on `--bind`:`--base-port`.. (a busy port is
+/// a start-up error, not a restart loop).
+async fn instance_listeners(opts: &ServerOpts, inherited: Vec<StdListener>) -> Result<Vec<StdListener>, ServerError> {
+    if inherited.is_empty() {
+        let mut bound = Vec::new();
+        for port in ports(opts) {
+            bound.push(listeners::bind(SocketAddr::new(opts.bind, port)).await?);
+        }
+        return Ok(bound);
+    }
+    if inherited.len() != usize::from(opts.instances) {
+        return Err(ServerError::Usage(format!(
+            "LISTEN_FDS passes {} listening socket(s) but --instances is {}",
+            inherited.len(),
+            opts.instances
+        )));
+    }
+    Ok(inherited)
 }
 
 /// Runs the supervisor until `shutdown`. `worker_args` is the command line the
-/// workers are started with (the supervisor's own options).
-pub async fn run(opts: ServerOpts, worker_args: Vec<OsString>, shutdown: CancellationToken) -> Result<(), ServerError> {
+/// workers are started with (the supervisor's own options); `inherited` are the
+/// listening sockets passed by the parent process, if any.
+pub async fn run(
+    opts: ServerOpts,
+    worker_args: Vec<OsString>,
+    inherited: Vec<StdListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
     let opts = Arc::new(opts);
-    // Bind (or, for worker processes, probe) every port first: a busy port is a
-    // start-up error, not a restart loop.
-    let mut listeners = Vec::new();
-    for port in ports(&opts) {
-        listeners.push(bind(SocketAddr::new(opts.bind, port)).await?);
-    }
-    tracing::info!(instances = opts.instances, first_port = opts.base_port, broker = ?opts.broker_kind(), "supervisor starting");
+    let inherited_count = inherited.len();
+    let listeners = instance_listeners(&opts, inherited).await?;
+    let ports: Vec<u16> = listeners.iter().map(listeners::port).collect();
+    tracing::info!(instances = opts.instances, ?ports, inherited = inherited_count, broker = ?opts.broker_kind(), "supervisor starting");
+    listeners::log_backlog(opts.listen_backlog);
     let tasks = TaskTracker::new();
     match opts.broker_kind() {
         BrokerKind::Memory => {
             let broker = Broker::Memory(Arc::new(MemoryBroker::new()));
-            let pool = opts.compression.then(|| yawc::DeflatePool::new(4));
+            let pool = opts.compression.then(|| crate::ws::DeflatePool::new(4));
             for (i, listener) in listeners.into_iter().enumerate() {
                 let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
                 tasks.spawn(keep_task_alive(
@@ -73,14 +92,14 @@ pub async fn run(opts: ServerOpts, worker_args: Vec<OsString>, shutdown: Cancell
             }
         }
         BrokerKind::Redis => {
-            drop(listeners);
             let exe =
                 std::env::current_exe().map_err(|e| ServerError::Failed(format!("cannot find own executable: {e}")))?;
-            for (i, port) in ports(&opts).into_iter().enumerate() {
+            for (i, listener) in listeners.into_iter().enumerate() {
                 let spec = WorkerSpec {
                     exe: exe.clone(),
                     args: worker_args.clone(),
-                    port,
+                    port: listeners::port(&listener),
+                    listener,
                     index: i + 1,
                 };
                 tasks.spawn(keep_process_alive(spec, opts.shutdown_timeout, shutdown.clone()));
@@ -93,35 +112,36 @@ pub async fn run(opts: ServerOpts, worker_args: Vec<OsString>, shutdown: Cancell
     Ok(())
 }
 
-/// Hosts one in-process instance, restarting it on the same port if it panics.
+/// Hosts one in-process instance on `listener`, restarting it on the same socket if
+/// it panics. The socket is let go as soon as shutdown begins, so that new clients
+/// are refused rather than queued behind an instance that no longer accepts.
 async fn keep_task_alive(
-    listener: TcpListener,
+    listener: StdListener,
     index: u32,
     opts: Arc<ServerOpts>,
     broker: Broker,
-    pool: Option<yawc::DeflatePool>,
+    pool: Option<crate::ws::DeflatePool>,
     shutdown: CancellationToken,
 ) {
-    let addr = listener.local_addr().ok();
+    let port = listeners::port(&listener);
     let mut listener = Some(listener);
     let mut backoff = restart_backoff();
-    while !shutdown.is_cancelled() {
-        let l = match listener.take() {
-            Some(l) => l,
-            None => match addr {
-                Some(a) => match TcpListener::bind(a).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(%a, error = %e, "cannot rebind instance; retrying");
-                        tokio::time::sleep(backoff.next_delay()).await;
-                        continue;
-                    }
-                },
-                None => return,
-            },
+    while let Some(held) = listener.as_ref() {
+        let l = match held
+            .try_clone()
+            .and_then(|l| listeners::to_tokio(l, opts.listen_backlog))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(port, error = %e, "cannot use the instance's socket; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                }
+            }
         };
         let started = Instant::now();
-        let task = tokio::spawn(instance::run(
+        let mut task = tokio::spawn(instance::run(
             l,
             index,
             opts.clone(),
@@ -129,7 +149,14 @@ async fn keep_task_alive(
             pool.clone(),
             shutdown.clone(),
         ));
-        match task.await {
+        let result = tokio::select! {
+            r = &mut task => r,
+            _ = shutdown.cancelled() => {
+                listener = None;
+                task.await
+            }
+        };
+        match result {
             Ok(()) => tracing::info!(index, "instance exited"),
             Err(e) => tracing::error!(index, error = %e, "instance crashed"),
         }
@@ -150,27 +177,31 @@ async fn keep_task_alive(
 struct WorkerSpec {
     exe: std::path::PathBuf,
     args: Vec<OsString>,
+    /// The instance's socket, handed to every worker started for it.
+    listener: StdListener,
+    /// Its port; the worker's `--port` says it too (and checks it).
     port: u16,
     index: usize,
 }
 
 impl WorkerSpec {
     fn spawn(&self) -> std::io::Result<Child> {
-        Command::new(&self.exe)
-            .args(&self.args)
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(&self.args)
             .arg("worker")
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--instance")
             .arg(self.index.to_string())
             .env(SUPERVISED_ENV, "1")
-            .kill_on_drop(true)
-            .spawn()
+            .kill_on_drop(true);
+        listeners::pass_to(&mut cmd, &self.listener)?;
+        cmd.spawn()
     }
 }
 
-/// Keeps one worker process alive on its port until `shutdown`, then stops it
-/// with SIGTERM (SIGKILL after the grace period).
+/// Keeps one worker process alive on its socket until `shutdown`, then lets the
+/// socket go and stops the worker with SIGTERM (SIGKILL after the grace period).
 async fn keep_process_alive(spec: WorkerSpec, grace: Duration, shutdown: CancellationToken) {
     let mut backoff = restart_backoff();
     let port = spec.port;
@@ -189,6 +220,9 @@ async fn keep_process_alive(spec: WorkerSpec, grace: Duration, shutdown: Cancell
         let status = tokio::select! {
             s = child.wait() => s,
             _ = shutdown.cancelled() => {
+                // New clients are refused from now on, not queued for a worker that
+                // is shutting down.
+                drop(spec);
                 stop_child(&mut child, port, grace).await;
                 return;
             }
@@ -201,7 +235,7 @@ async fn keep_process_alive(spec: WorkerSpec, grace: Duration, shutdown: Cancell
         tracing::info!(
             port,
             delay_ms = delay.as_millis() as u64,
-            "restarting worker on the same port"
+            "restarting worker on the same socket"
         );
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -1,12 +1,18 @@
-//! Bad input: every invalid flag, URL or busy port is one line naming the problem,
-//! with exit code 2.
+//! Bad input: every invalid flag, URL, busy port or wrong inherited socket is one line
+//! naming the problem, with exit code 2.
 
-mod common;
+use std::process::Output;
+use std::time::Duration;
 
-use common::*;
+use wsload_testkit::ports::listener;
+use wsload_testkit::ws_server::ws_server_command;
+use wsload_testkit::*;
 
 fn assert_one_line_error(args: &[&str], needle: &str) {
-    let out = run_server_cmd(args);
+    assert_one_line(&run_ws_server(args), args, needle);
+}
+
+fn assert_one_line(out: &Output, args: &[&str], needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -36,7 +42,7 @@ fn bad_redis_url() {
 
 #[test]
 fn busy_port() {
-    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = listener();
     let port = held.local_addr().unwrap().port().to_string();
     assert_one_line_error(
         &["--instances", "1", "--base-port", &port],
@@ -46,14 +52,47 @@ fn busy_port() {
 }
 
 #[test]
+fn inherited_sockets_must_match_the_instances() {
+    let two = ["--broker", "memory", "--instances", "1"];
+    let out = ws_server_command(vec![listener(), listener()])
+        .args(two)
+        .output()
+        .unwrap();
+    assert_one_line(
+        &out,
+        &two,
+        "LISTEN_FDS passes 2 listening socket(s) but --instances is 1",
+    );
+    let wrong_port = ["worker", "--port", "1"];
+    let out = ws_server_command(vec![listener()]).args(wrong_port).output().unwrap();
+    assert_one_line(&out, &wrong_port, "not on --port 1");
+    let one = ["--instances", "1"];
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = ws_server_command(vec![udp]).args(one).output().unwrap();
+    assert_one_line(
+        &out,
+        &one,
+        "inherited fd 3 (LISTEN_FDS): fd 3 is not a valid tcp socket",
+    );
+    let bound = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    bound
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let out = ws_server_command(vec![bound]).args(one).output().unwrap();
+    assert_one_line(&out, &one, "a TCP socket that is not listening");
+}
+
+#[test]
 fn publish_needs_redis() {
     assert_one_line_error(&["publish", "hi"], "redis");
 }
 
 #[test]
 fn json_logs_are_one_object_per_line() {
-    let port = free_port().to_string();
-    let child = std::process::Command::new(server_bin())
+    // --base-port, as deployments use it: the server binds the port itself.
+    let reserved = Port::reserve();
+    let port = reserved.to_string();
+    let child = std::process::Command::new(workspace_bin("ws-server"))
         .args([
             "--log-format",
             "json",
@@ -69,7 +108,7 @@ fn json_logs_are_one_object_per_line() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_healthy(port.parse().unwrap(), std::time::Duration::from_secs(10)));
+    wait_healthy(reserved.number(), Duration::from_secs(10)).unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

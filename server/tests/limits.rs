@@ -1,32 +1,29 @@
 //! Limits: max connections (503), backpressure (slow consumers lose server events,
 //! then are closed with 1008), idle timeout with server pings.
 
-mod common;
-
-use std::time::Duration;
-
-use common::*;
 use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::{self, Message};
+use wsload_testkit::*;
 
 #[tokio::test]
 async fn upgrades_beyond_max_connections_get_503() {
-    let server = Server::start(1, &["--broker", "memory", "--max-connections", "2"]);
-    let url = server.url(server.base_port);
+    let server = WsServer::start(1, &["--broker", "memory", "--max-connections", "2"]);
+    let url = server.url(server.port(0));
     let (_a, _) = open_session(&url).await;
     let (_b, _) = open_session(&url).await;
     match tokio_tungstenite::connect_async(&url).await {
         Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
         other => panic!("expected 503, got {:?}", other.map(|_| ())),
     }
-    assert_eq!(metric(server.base_port, "ws_connections_rejected_total").await, 1.0);
-    assert_eq!(metric(server.base_port, "ws_connections_open").await, 2.0);
+    assert_eq!(metric(server.port(0), "ws_connections_rejected_total").await, 1.0);
+    assert_eq!(metric(server.port(0), "ws_connections_open").await, 2.0);
 }
 
 #[tokio::test]
 async fn slow_consumer_is_closed_with_1008() {
-    let server = Server::start(1, &["--broker", "memory", "--max-backpressure", "16KiB"]);
-    let port = server.base_port;
+    let server = WsServer::start(1, &["--broker", "memory", "--max-backpressure", "16KiB"]);
+    let port = server.port(0);
     let (mut ws, _) = open_session(&server.url(port)).await;
     // Send without reading: the responses pile up in the kernel buffers, then in the
     // server's queue, until it passes 16 KiB and the server closes the connection.
@@ -64,7 +61,7 @@ async fn slow_consumer_is_closed_with_1008() {
 
 #[tokio::test]
 async fn idle_clients_are_pinged_and_silent_ones_closed() {
-    let server = Server::start(
+    let server = WsServer::start(
         1,
         &[
             "--broker",
@@ -75,7 +72,7 @@ async fn idle_clients_are_pinged_and_silent_ones_closed() {
             "300ms",
         ],
     );
-    let url = server.url(server.base_port);
+    let url = server.url(server.port(0));
     // A reading client answers pings (tungstenite does it while reading) and stays.
     let (mut alive, _) = open_session(&url).await;
     // A client that never reads never answers pings and is closed.
@@ -90,13 +87,13 @@ async fn idle_clients_are_pinged_and_silent_ones_closed() {
     assert!(pings >= 5, "pings every 300 ms, got {pings}");
     assert_eq!(roundtrip(&mut alive, "still open").await["messageCount"], 1);
     assert_eq!(close_code(&mut silent).await, Some(1000));
-    assert_eq!(metric(server.base_port, "ws_idle_closes_total").await, 1.0);
+    assert_eq!(metric(server.port(0), "ws_idle_closes_total").await, 1.0);
 }
 
 #[tokio::test]
 async fn slow_consumer_loses_server_events_first() {
     let redis = Redis::start();
-    let server = Server::start(
+    let server = WsServer::start(
         1,
         &[
             "--redis-url",
@@ -107,7 +104,7 @@ async fn slow_consumer_loses_server_events_first() {
             "0",
         ],
     );
-    let port = server.base_port;
+    let port = server.port(0);
     // A client that never reads.
     let (_ws, _) = open_session(&server.url(port)).await;
     let mut conn = redis.conn().await;
@@ -139,8 +136,8 @@ async fn slow_consumer_loses_server_events_first() {
 #[tokio::test]
 async fn a_client_that_never_sends_its_handshake_is_dropped() {
     use tokio::io::AsyncReadExt;
-    let server = Server::start(1, &["--broker", "memory", "--handshake-timeout", "500ms"]);
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.base_port))
+    let server = WsServer::start(1, &["--broker", "memory", "--handshake-timeout", "500ms"]);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port(0)))
         .await
         .unwrap();
     let start = std::time::Instant::now();

@@ -1,15 +1,13 @@
 //! nginx with the repository's config in front of 12 instances: the sessions of
 //! one source address spread evenly.
 
-mod common;
-
-use common::*;
+use wsload_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_source_address_spreads_over_all_12_instances() {
     let redis = Redis::start();
-    let server = Server::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
-    let nginx = Nginx::start(server.base_port);
+    let server = WsServer::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
+    let nginx = Nginx::start(&server.ports());
     let url = nginx.url();
 
     // 1,200 sessions from 127.0.0.1, opened 50 at a time.
@@ -39,7 +37,7 @@ async fn one_source_address_spreads_over_all_12_instances() {
         assert_eq!(roundtrip(&mut ws, "via nginx").await["messageCount"], n);
     }
     // /healthz is passed through.
-    assert_eq!(http_get(nginx.port, "/healthz").await.0, 200);
+    assert_eq!(http_get(nginx.port(), "/healthz").await.0, 200);
 }
 
 async fn open_session_owned(url: String) -> Ws {

@@ -1,20 +1,19 @@
 //! The wire protocol against a real server, checked with tokio-tungstenite (an
 //! independent WebSocket implementation) and Python's `websockets` for compression.
 
-mod common;
-
-use std::time::Duration;
-
-use common::*;
 use futures_util::SinkExt;
 use redis::AsyncCommands;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
+use wsload_testkit::*;
 
 /// Session event, 30 counted messages, binary rejection, returns the session id.
+/// Every event has exactly the keys and JSON types of the seed's (the fixture's).
 async fn check_protocol(url: &str) -> String {
     let (mut ws, session) = open_session(url).await;
+    assert_seed_shape(&session);
     let id = session["sessionId"].as_str().expect("sessionId").to_owned();
     let uuid = uuid::Uuid::parse_str(&id).expect("session id is a UUID");
     assert_eq!(uuid.get_version_num(), 4, "session id is a UUID v4");
@@ -25,6 +24,7 @@ async fn check_protocol(url: &str) -> String {
     for n in 1..=30 {
         let reply = roundtrip(&mut ws, &format!("message {n}")).await;
         assert_eq!(reply["type"], "response");
+        assert_seed_shape(&reply);
         assert_eq!(reply["message"], "Message received successfully!");
         assert_eq!(reply["messageCount"], n);
     }
@@ -32,6 +32,7 @@ async fn check_protocol(url: &str) -> String {
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     let err = next_json(&mut ws).await;
     assert_eq!(err["type"], "error");
+    assert_seed_shape(&err);
     assert_eq!(err["message"], "Failed to process message");
     assert_eq!(err["error"], "Binary messages are not supported");
     // The session goes on, and the binary frame was not counted.
@@ -56,12 +57,12 @@ async fn check_oversize_and_utf8(url: &str, max_payload: usize) {
 
 /// Starts Redis and `instances` server instances using it as their broker, with `extra`
 /// server flags: the setup of every test of what Redis carries between instances.
-fn redis_server(instances: u16, extra: &[&str]) -> (Redis, Server) {
+fn redis_server(instances: u16, extra: &[&str]) -> (Redis, WsServer) {
     let redis = Redis::start();
     let redis_url = redis.url();
     let mut args = vec!["--broker", "redis", "--redis-url", &redis_url];
     args.extend_from_slice(extra);
-    let server = Server::start(instances, &args);
+    let server = WsServer::start(instances, &args);
     (redis, server)
 }
 
@@ -91,7 +92,7 @@ asyncio.run(main(sys.argv[1]))
 #[tokio::test]
 async fn redis_protocol_and_counts() {
     let (redis, server) = redis_server(1, &["--max-payload", "64KiB"]);
-    let url = server.url(server.base_port);
+    let url = server.url(server.port(0));
     let mut conn = redis.conn().await;
 
     // While open, the hash holds the count.
@@ -103,7 +104,7 @@ async fn redis_protocol_and_counts() {
     let count: i64 = conn.hget(&key, "messageCount").await.unwrap();
     assert_eq!(count, 30, "Redis holds the count");
     let port: u16 = conn.hget(&key, "port").await.unwrap();
-    assert_eq!(port, server.base_port);
+    assert_eq!(port, server.port(0));
     ws.close(None).await.unwrap();
 
     check_protocol(&url).await;
@@ -112,14 +113,14 @@ async fn redis_protocol_and_counts() {
 
 #[tokio::test]
 async fn memory_broker_protocol() {
-    let server = Server::start(2, &["--broker", "memory", "--max-payload", "64KiB"]);
+    let server = WsServer::start(2, &["--broker", "memory", "--max-payload", "64KiB"]);
     for port in server.ports() {
         check_protocol(&server.url(port)).await;
     }
-    check_oversize_and_utf8(&server.url(server.base_port), 64 * 1024).await;
+    check_oversize_and_utf8(&server.url(server.port(0)), 64 * 1024).await;
     // Two sessions count independently.
-    let (mut a, _) = open_session(&server.url(server.base_port)).await;
-    let (mut b, _) = open_session(&server.url(server.base_port + 1)).await;
+    let (mut a, _) = open_session(&server.url(server.port(0))).await;
+    let (mut b, _) = open_session(&server.url(server.port(1))).await;
     assert_eq!(roundtrip(&mut a, "1").await["messageCount"], 1);
     assert_eq!(roundtrip(&mut a, "2").await["messageCount"], 2);
     assert_eq!(roundtrip(&mut b, "1").await["messageCount"], 1);
@@ -128,9 +129,9 @@ async fn memory_broker_protocol() {
 #[tokio::test]
 async fn publish_reaches_clients_on_two_instances() {
     let (redis, server) = redis_server(2, &["--server-event-interval", "0"]);
-    let (mut a, _) = open_session(&server.url(server.base_port)).await;
-    let (mut b, _) = open_session(&server.url(server.base_port + 1)).await;
-    let out = run_server_cmd(&["--redis-url", &redis.url(), "publish", "hello from the test"]);
+    let (mut a, _) = open_session(&server.url(server.port(0))).await;
+    let (mut b, _) = open_session(&server.url(server.port(1))).await;
+    let out = run_ws_server(&["--redis-url", &redis.url(), "publish", "hello from the test"]);
     assert!(
         out.status.success(),
         "publish failed: {}",
@@ -143,6 +144,7 @@ async fn publish_reaches_clients_on_two_instances() {
     for ws in [&mut a, &mut b] {
         let ev = next_json(ws).await;
         assert_eq!(ev["type"], "server-event");
+        assert_seed_shape(&ev);
         assert_eq!(ev["message"], "hello from the test");
         chrono::DateTime::parse_from_rfc3339(ev["timestamp"].as_str().unwrap()).unwrap();
     }
@@ -151,7 +153,7 @@ async fn publish_reaches_clients_on_two_instances() {
 #[tokio::test]
 async fn periodic_server_events_have_exactly_one_publisher() {
     let (_redis, server) = redis_server(3, &["--server-event-interval", "500ms"]);
-    let (mut ws, _) = open_session(&server.url(server.base_port + 2)).await;
+    let (mut ws, _) = open_session(&server.url(server.port(2))).await;
     // Over ~2.6 s one publisher sends 5 events (at 0.5 s intervals), not 3 x 5.
     let start = std::time::Instant::now();
     let mut events = 0;
@@ -161,6 +163,7 @@ async fn periodic_server_events_have_exactly_one_publisher() {
         {
             let v: serde_json::Value = serde_json::from_str(&t).unwrap();
             assert_eq!(v["type"], "server-event");
+            assert_seed_shape(&v);
             assert_eq!(v["message"], "This is a server-side event");
             events += 1;
         }
@@ -175,7 +178,7 @@ async fn periodic_server_events_have_exactly_one_publisher() {
 async fn permessage_deflate_with_python_websockets() {
     // Threshold 0: the server compresses its (small) responses too, so both
     // directions carry compressed frames.
-    let server = Server::start(1, &["--broker", "memory", "--compression-threshold", "0"]);
+    let server = WsServer::start(1, &["--broker", "memory", "--compression-threshold", "0"]);
     let body = r#"
         ext = hdrs.get("Sec-WebSocket-Extensions", "")
         assert "permessage-deflate" in ext, ext
@@ -186,7 +189,7 @@ async fn permessage_deflate_with_python_websockets() {
             r = json.loads(await ws.recv())
             assert r["messageCount"] == n, r
         print("ok", ext)"#;
-    let out = deflate_client(&server.url(server.base_port), body).await;
+    let out = deflate_client(&server.url(server.port(0)), body).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -199,10 +202,10 @@ async fn permessage_deflate_with_python_websockets() {
 
 #[tokio::test]
 async fn compression_can_be_turned_off() {
-    let server = Server::start(1, &["--broker", "memory", "--compression", "false"]);
+    let server = WsServer::start(1, &["--broker", "memory", "--compression", "false"]);
     let body = r#"
         print("ext=" + hdrs.get("Sec-WebSocket-Extensions", ""))"#;
-    let out = deflate_client(&server.url(server.base_port), body).await;
+    let out = deflate_client(&server.url(server.port(0)), body).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ext=");
 }
@@ -227,8 +230,8 @@ async fn read_raw_frame<R: tokio::io::AsyncRead + Unpin>(s: &mut R) -> (u8, Vec<
 async fn server_frames_are_compressed_on_the_wire() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     for (threshold, expect_compressed) in [("0", true), ("256", false)] {
-        let server = Server::start(1, &["--broker", "memory", "--compression-threshold", threshold]);
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.base_port))
+        let server = WsServer::start(1, &["--broker", "memory", "--compression-threshold", threshold]);
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port(0)))
             .await
             .unwrap();
         s.write_all(

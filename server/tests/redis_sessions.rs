@@ -1,13 +1,10 @@
 //! Sessions in Redis: TTL while open, batch cleanup after close, flush on SIGTERM,
 //! and surviving a Redis outage.
 
-mod common;
-
-use std::time::{Duration, Instant};
-
-use common::*;
 use futures_util::SinkExt;
 use redis::AsyncCommands;
+use std::time::{Duration, Instant};
+use wsload_testkit::*;
 
 async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
     conn.exists(key).await.unwrap()
@@ -16,7 +13,7 @@ async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool
 #[tokio::test]
 async fn session_hash_has_ttl_and_is_cleaned_after_close() {
     let redis = Redis::start();
-    let server = Server::start(
+    let server = WsServer::start(
         1,
         &[
             "--redis-url",
@@ -28,7 +25,7 @@ async fn session_hash_has_ttl_and_is_cleaned_after_close() {
         ],
     );
     let mut conn = redis.conn().await;
-    let (mut ws, session) = open_session(&server.url(server.base_port)).await;
+    let (mut ws, session) = open_session(&server.url(server.port(0))).await;
     let key = format!("session:{}", session["sessionId"].as_str().unwrap());
 
     let ttl: i64 = conn.ttl(&key).await.unwrap();
@@ -42,26 +39,32 @@ async fn session_hash_has_ttl_and_is_cleaned_after_close() {
 
     ws.close(None).await.unwrap();
     let closed = Instant::now();
-    while exists(&mut conn, &key).await {
-        assert!(
-            closed.elapsed() < Duration::from_millis(1000),
-            "not deleted within 2 cleanup intervals"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until_async(
+        closed + Duration::from_millis(1000),
+        "the session hash to be deleted (2 cleanup intervals)",
+        || {
+            let (mut conn, key) = (conn.clone(), key.clone());
+            async move { !exists(&mut conn, &key).await }
+        },
+    )
+    .await
+    .unwrap();
     // The counter moves once Redis has answered the DEL, a moment after the key is gone.
-    let mut cleaned = metric(server.base_port, "ws_sessions_cleaned_total").await;
-    while cleaned < 1.0 && closed.elapsed() < Duration::from_secs(2) {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        cleaned = metric(server.base_port, "ws_sessions_cleaned_total").await;
-    }
-    assert_eq!(cleaned, 1.0);
+    let port = server.port(0);
+    wait_until_async(
+        closed + Duration::from_secs(2),
+        "ws_sessions_cleaned_total to count it",
+        || async move { metric(port, "ws_sessions_cleaned_total").await >= 1.0 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(metric(port, "ws_sessions_cleaned_total").await, 1.0);
 }
 
 #[tokio::test]
 async fn sigterm_flushes_the_cleanup_queue_and_closes_with_1001() {
     let redis = Redis::start();
-    let mut server = Server::start(2, &["--redis-url", &redis.url(), "--cleanup-interval", "1h"]);
+    let mut server = WsServer::start(2, &["--redis-url", &redis.url(), "--cleanup-interval", "1h"]);
     let mut conn = redis.conn().await;
     let mut keys = Vec::new();
     let mut open = Vec::new();
@@ -76,7 +79,22 @@ async fn sigterm_flushes_the_cleanup_queue_and_closes_with_1001() {
     for mut ws in open.drain(..5) {
         ws.close(None).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ports = server.ports();
+    let queued = || async {
+        let mut n = 0.0;
+        for port in &ports {
+            n += metric(*port, "ws_cleanup_queue_length").await;
+        }
+        n
+    };
+    let queued = &queued;
+    wait_until_async(
+        Duration::from_secs(10),
+        "the 5 closed sessions to be queued",
+        move || async move { queued().await == 5.0 },
+    )
+    .await
+    .unwrap();
     for k in &keys {
         assert!(exists(&mut conn, k).await, "queued, not yet deleted");
     }
@@ -96,7 +114,7 @@ async fn sigterm_flushes_the_cleanup_queue_and_closes_with_1001() {
 #[tokio::test]
 async fn redis_outage_is_survived_and_service_resumes() {
     let mut redis = Redis::start();
-    let server = Server::start(
+    let server = WsServer::start(
         1,
         &[
             "--redis-url",
@@ -107,7 +125,7 @@ async fn redis_outage_is_survived_and_service_resumes() {
             "300ms",
         ],
     );
-    let port = server.base_port;
+    let port = server.port(0);
     let (mut ws, _) = open_session(&server.url(port)).await;
     assert_eq!(roundtrip(&mut ws, "before").await["messageCount"], 1);
 
@@ -119,6 +137,7 @@ async fn redis_outage_is_survived_and_service_resumes() {
         "error event within the timeout"
     );
     assert_eq!(reply["type"], "error", "{reply}");
+    assert_seed_shape(&reply);
     assert_eq!(reply["message"], "Failed to process message");
     assert!(reply["error"].as_str().unwrap().starts_with("redis"), "{reply}");
     assert_eq!(http_get(port, "/healthz").await.0, 503, "unhealthy without Redis");
@@ -145,7 +164,7 @@ async fn redis_outage_is_survived_and_service_resumes() {
         got_event = next_json(&mut ws).await["type"] == "server-event";
     }
     assert!(got_event, "server events resumed");
-    assert!(wait_healthy(port, Duration::from_secs(5)), "healthy again");
+    wait_healthy(port, Duration::from_secs(5)).expect("healthy again");
     ws.send(tokio_tungstenite::tungstenite::Message::Close(None))
         .await
         .unwrap();

@@ -22,7 +22,7 @@ use crate::plan::PlanArgs;
     name = "ws-coordinator",
     version,
     about,
-    after_help = "Exit codes: 0 ok, 1 operational error, 2 bad input, 3 threshold failed, 4 run failed/aborted/stopped."
+    after_help = "Exit codes: 0 ok, 1 operational error, 2 bad input (or agents over capacity), 3 threshold failed, 4 run failed/aborted/stopped, 5 sessions failed in a run without thresholds (--allow-failures: 0)."
 )]
 pub struct Cli {
     /// The command.
@@ -43,17 +43,75 @@ pub enum Command {
     Status(RunRef),
     /// Stop a run on a remote coordinator.
     Stop(RunRef),
+    /// List the runs a remote coordinator knows (they survive its restarts).
+    Runs(RemoteOpts),
 }
 
 /// Token options shared by every command.
 #[derive(Debug, Clone, Args)]
 pub struct TokenOpts {
-    /// Shared token for agents and control clients.
+    /// Shared token: `serve` and `run` accept it for every role (agents, control,
+    /// viewers); remote commands present it. Prefer WSLOAD_TOKEN or --token-file: a
+    /// flag's value is visible to every local user in `ps`.
     #[arg(long, env = "WSLOAD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File whose first line is the token (instead of --token).
+    #[arg(long, env = "WSLOAD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Explicitly run without a token.
     #[arg(long)]
     pub insecure: bool,
+}
+
+impl TokenOpts {
+    /// The token from --token, WSLOAD_TOKEN or --token-file.
+    pub fn token(&self) -> Result<Option<String>, CliError> {
+        let s = wsload_common::read_secret("token", self.token.as_deref(), self.token_file.as_deref())
+            .map_err(CliError::bad_input)?;
+        Ok(s.map(|s| s.expose().to_string()))
+    }
+}
+
+/// Least-privilege tokens of `serve`, each also from a file (first line) or the
+/// environment. `--token` still grants every role.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RoleTokenOpts {
+    /// Token agents register with; it cannot start, stop or read runs.
+    #[arg(long, env = "WSLOAD_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: Option<String>,
+    /// File whose first line is the agent token.
+    #[arg(long, env = "WSLOAD_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
+    /// Token of control clients: start and stop runs, and read them; it cannot
+    /// register as an agent.
+    #[arg(long, env = "WSLOAD_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+    /// File whose first line is the control token.
+    #[arg(long, env = "WSLOAD_CONTROL_TOKEN_FILE")]
+    pub control_token_file: Option<PathBuf>,
+    /// Read-only token (dashboards): watch runs, summaries, list runs and agents.
+    #[arg(long, env = "WSLOAD_VIEWER_TOKEN", hide_env_values = true)]
+    pub viewer_token: Option<String>,
+    /// File whose first line is the viewer token.
+    #[arg(long, env = "WSLOAD_VIEWER_TOKEN_FILE")]
+    pub viewer_token_file: Option<PathBuf>,
+}
+
+impl RoleTokenOpts {
+    /// The token policy of these role tokens plus the shared `--token`.
+    pub fn auth(&self, shared: &TokenOpts) -> Result<crate::auth::Auth, CliError> {
+        use wsload_common::read_secret;
+        let read = |flag, v: &Option<String>, f: &Option<PathBuf>| {
+            read_secret(flag, v.as_deref(), f.as_deref()).map_err(CliError::bad_input)
+        };
+        let tokens = crate::auth::Tokens {
+            all: read("token", &shared.token, &shared.token_file)?,
+            agent: read("agent-token", &self.agent_token, &self.agent_token_file)?,
+            control: read("control-token", &self.control_token, &self.control_token_file)?,
+            viewer: read("viewer-token", &self.viewer_token, &self.viewer_token_file)?,
+        };
+        crate::auth::Auth::with_roles(tokens, shared.insecure).map_err(CliError::bad_input)
+    }
 }
 
 /// TLS for the gRPC listener (rustls): both or neither.
@@ -131,6 +189,19 @@ pub struct RunOpts {
     /// No per-second progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Exit 0 from a completed run without thresholds even if sessions failed
+    /// (by default any failed connection, errored or lost session exits 5).
+    #[arg(long, env = "WSLOAD_ALLOW_FAILURES")]
+    pub allow_failures: bool,
+    /// Start even if the agents cannot hold the sessions the plan holds at once (their
+    /// --max-sessions, open files and source ports); by default such a run is refused
+    /// before anything connects (exit 2).
+    #[arg(long, env = "WSLOAD_ALLOW_OVER_CAPACITY")]
+    pub allow_over_capacity: bool,
+    /// Serve the live dashboard (and /metrics) on this address, e.g. 127.0.0.1:7780;
+    /// any non-loopback address needs the control token.
+    #[arg(long, env = "WSLOAD_DASHBOARD")]
+    pub dashboard: Option<SocketAddr>,
     /// Token options.
     #[command(flatten)]
     pub auth: TokenOpts,
@@ -151,15 +222,27 @@ pub struct ServeOpts {
     /// Base directory; each run's report goes to DIR/<run id>.
     #[arg(long, env = "WSLOAD_OUT", default_value = "wsload-runs")]
     pub out: PathBuf,
+    /// Where finished runs are recorded, so they are listed after a restart (and a
+    /// run in progress when the coordinator died shows as interrupted)
+    /// [default: OUT/.wsload-state].
+    #[arg(long, env = "WSLOAD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// How long a run waits for its agents.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub agent_wait: Duration,
     /// An agent silent this long is lost.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub heartbeat_timeout: Duration,
+    /// The live dashboard's address (and /metrics) [default: 127.0.0.1:7780, skipped
+    /// with a warning when taken]; any non-loopback address needs the control token.
+    #[arg(long, env = "WSLOAD_DASHBOARD")]
+    pub dashboard: Option<SocketAddr>,
     /// Token options.
     #[command(flatten)]
     pub auth: TokenOpts,
+    /// Role tokens (least privilege); boxed to keep `Command` small.
+    #[command(flatten)]
+    pub roles: Box<RoleTokenOpts>,
     /// TLS of the listener.
     #[command(flatten)]
     pub tls: TlsServerOpts,
@@ -198,5 +281,6 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<u8, CliError
         Command::Agents(o) => remote::agents(o).await,
         Command::Status(o) => remote::status(o).await,
         Command::Stop(o) => remote::stop(o).await,
+        Command::Runs(o) => remote::runs(o).await,
     }
 }

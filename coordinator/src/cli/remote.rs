@@ -4,37 +4,39 @@ use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use wsload_common::{auth_interceptor, BearerAuth, ClientTls};
 use wsload_proto::pb::{
-    control_client::ControlClient, GetSummaryRequest, ListAgentsRequest, StartRunRequest, StopRunRequest, Summary,
-    WatchRunRequest,
+    control_client::ControlClient, GetSummaryRequest, ListAgentsRequest, ListRunsRequest, StartRunRequest,
+    StopRunRequest, Summary, WatchRunRequest,
 };
 
 use super::{RemoteOpts, RunOpts, RunRef, TlsClientOpts, TokenOpts};
 use crate::exit::{self, CliError, OK};
 use crate::plan::Plan;
-
-type Interceptor = Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+use crate::progress::ProgressView;
 
 /// A connected control client.
-pub type Client = ControlClient<InterceptedService<Channel, Interceptor>>;
+pub type Client = ControlClient<InterceptedService<Channel, BearerAuth>>;
 
 /// Connects to `url` with the token (or explicit --insecure).
 pub async fn connect(url: &str, auth: &TokenOpts, tls: &TlsClientOpts) -> Result<Client, CliError> {
-    if auth.token.is_none() && !auth.insecure {
+    let token = auth.token()?;
+    if token.is_none() && !auth.insecure {
         return Err(CliError::bad_input(
-            "give --token (or WSLOAD_TOKEN), or an explicit --insecure",
+            "give --token (or WSLOAD_TOKEN, or --token-file), or an explicit --insecure",
         ));
     }
-    let tls = wsload_agent::tls::ClientTls::load(tls.tls_ca.as_deref(), tls.tls_domain.clone())
-        .map_err(CliError::bad_input)?;
-    let channel = wsload_agent::tls::endpoint(url, tls.as_ref())
+    let tls = ClientTls::load(tls.tls_ca.as_deref(), tls.tls_domain.clone()).map_err(CliError::bad_input)?;
+    let channel = wsload_common::endpoint(url, tls.as_ref())
         .map_err(|e| CliError::bad_input(format!("bad --remote: {e}")))?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
         .map_err(|e| CliError::op(format!("cannot reach coordinator {url}: {e}")))?;
-    let interceptor: Interceptor = Box::new(wsload_agent::link::auth_interceptor(auth.token.clone()));
-    Ok(ControlClient::with_interceptor(channel, interceptor))
+    let max = wsload_proto::limits::MAX_MESSAGE_BYTES;
+    Ok(ControlClient::with_interceptor(channel, auth_interceptor(token))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max))
 }
 
 fn status_err(s: tonic::Status) -> CliError {
@@ -96,8 +98,10 @@ pub async fn run_remote(
     let req = StartRunRequest {
         plan: Some(plan.to_pb()),
         min_agents: u32::try_from(opts.agents).unwrap_or(u32::MAX),
-        on_agent_loss: format!("{:?}", opts.on_agent_loss).to_lowercase(),
         thresholds: opts.thresholds.clone(),
+        agent_loss: opts.on_agent_loss.to_pb() as i32,
+        allow_over_capacity: opts.allow_over_capacity,
+        ..Default::default()
     };
     let run_id = client.start_run(req).await.map_err(status_err)?.into_inner().run_id;
     eprintln!("ws-coordinator: started {run_id} on {url}");
@@ -106,6 +110,7 @@ pub async fn run_remote(
         .await
         .map_err(status_err)?
         .into_inner();
+    let progress = ProgressView::new(opts.quiet);
     let mut stop_sent = false;
     loop {
         tokio::select! {
@@ -115,11 +120,12 @@ pub async fn run_remote(
             }
             p = stream.message() => match p {
                 Ok(Some(p)) if p.done => break,
-                Ok(Some(p)) => if !opts.quiet { eprintln!("{}", crate::progress::line(&p)) },
+                Ok(Some(p)) => progress.show(&p),
                 _ => break,
             }
         }
     }
+    drop(progress);
     let mut summary = client
         .get_summary(GetSummaryRequest { run_id: run_id.clone() })
         .await
@@ -137,10 +143,18 @@ pub async fn run_remote(
             .into_inner();
     }
     print_summary(&summary);
-    Ok(exit::for_run(
-        &summary.state,
-        summary.thresholds.iter().all(|t| t.passed),
-    ))
+    let verdict = exit::RunVerdict {
+        state: summary.run_state(),
+        reason: &summary.state_reason,
+        has_thresholds: !summary.thresholds.is_empty(),
+        thresholds_passed: summary.thresholds.iter().all(|t| t.passed),
+        sessions_failed: summary.sessions_failed,
+    };
+    let code = exit::for_run(verdict, opts.allow_failures);
+    if let Some(note) = exit::failures_note(code, summary.sessions_failed) {
+        eprintln!("{note}");
+    }
+    Ok(code)
 }
 
 /// `agents --remote URL`.
@@ -171,6 +185,33 @@ pub async fn agents(o: RemoteOpts) -> Result<u8, CliError> {
         );
     }
     println!("{} agent(s)", list.len());
+    Ok(OK)
+}
+
+/// `runs --remote URL`: one line per run, newest first.
+pub async fn runs(o: RemoteOpts) -> Result<u8, CliError> {
+    let mut client = connect(&o.remote, &o.auth, &o.tls).await?;
+    let list = client
+        .list_runs(ListRunsRequest {})
+        .await
+        .map_err(status_err)?
+        .into_inner()
+        .runs;
+    println!(
+        "{:<18} {:<26} {:<12} {:>10} {:>9}  REPORT",
+        "RUN", "STARTED", "STATE", "SESSIONS", "DURATION"
+    );
+    for s in &list {
+        let started = chrono::DateTime::from_timestamp_micros(s.started_unix_micros)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        let state = s.state.split(':').next().unwrap_or_default();
+        println!(
+            "{:<18} {:<26} {:<12} {:>10} {:>8.1}s  {}",
+            s.run_id, started, state, s.sessions, s.duration_seconds, s.report_dir
+        );
+    }
+    println!("{} run(s)", list.len());
     Ok(OK)
 }
 

@@ -11,13 +11,20 @@ use wsload_agent::AgentOpts;
 
 use super::RunOpts;
 use crate::auth::Auth;
+use crate::dashboard::{self, DashboardError, Feed};
 use crate::exit::{self, CliError};
 use crate::hub::{Finished, Hub, HubConfig, OutDir, RunRequest};
+use crate::plan::Plan;
+use crate::progress::ProgressView;
+use crate::thresholds::Threshold;
 
 /// Validates, binds `--listen`, runs, prints the summary; returns the exit code.
 pub async fn run(opts: RunOpts, cancel: CancellationToken) -> Result<u8, CliError> {
     let plan = opts.plan.validate().map_err(CliError::bad_input)?;
-    crate::thresholds::parse_all(&opts.thresholds).map_err(CliError::bad_input)?;
+    thresholds_for(&opts, &plan)?;
+    if let Some(w) = crate::capacity::batch_cap_warning(&plan) {
+        eprintln!("ws-coordinator: {w}");
+    }
     if let Some(url) = &opts.remote {
         return super::remote::run_remote(url, &opts, &plan, cancel).await;
     }
@@ -27,6 +34,9 @@ pub async fn run(opts: RunOpts, cancel: CancellationToken) -> Result<u8, CliErro
     let (code, finished) = run_on(listener, opts, cancel).await?;
     println!("{}", crate::report::text::render(&finished.report));
     println!("report written to {}", finished.summary.report_dir);
+    if let Some(note) = exit::failures_note(code, finished.report.totals.sessions_failed()) {
+        eprintln!("{note}");
+    }
     Ok(code)
 }
 
@@ -37,7 +47,7 @@ pub async fn run_on(
     cancel: CancellationToken,
 ) -> Result<(u8, Finished), CliError> {
     let plan = opts.plan.validate().map_err(CliError::bad_input)?;
-    let thresholds = crate::thresholds::parse_all(&opts.thresholds).map_err(CliError::bad_input)?;
+    let thresholds = thresholds_for(&opts, &plan)?;
     let local = opts.local_agents.unwrap_or(if opts.agents == 0 { 1 } else { 0 });
     if let Some(ca) = opts.target_ca.as_deref().filter(|_| local > 0) {
         wsload_agent::target_tls::connector(Some(ca))
@@ -49,12 +59,13 @@ pub async fn run_on(
         ));
     }
     // Local-only runs need no flags: a random token protects the listener.
-    let (auth, agent_token) = if opts.agents == 0 && opts.auth.token.is_none() && !opts.auth.insecure {
+    let token = opts.auth.token()?;
+    let (auth, agent_token) = if opts.agents == 0 && token.is_none() && !opts.auth.insecure {
         let t = uuid::Uuid::new_v4().simple().to_string();
-        (Auth::Token(t.clone().into()), Some(t))
+        (Auth::new(Some(t.clone()), false).map_err(CliError::bad_input)?, Some(t))
     } else {
-        let auth = Auth::new(opts.auth.token.clone(), opts.auth.insecure).map_err(CliError::bad_input)?;
-        (auth, opts.auth.token.clone())
+        let auth = Auth::new(token.clone(), opts.auth.insecure).map_err(CliError::bad_input)?;
+        (auth, token)
     };
     let addr = listener.local_addr().map_err(CliError::op)?;
     let identity = opts.tls.identity()?;
@@ -75,8 +86,21 @@ pub async fn run_on(
         out: OutDir::Exact(opts.out.clone()),
         agent_wait: opts.agent_wait,
         heartbeat_timeout: opts.heartbeat_timeout,
+        store: None,
     };
-    let (hub, hub_task) = Hub::spawn(config, all.clone());
+    let dashboard = match opts.dashboard {
+        Some(a) => Some(dashboard::bind(a, &auth).await.map_err(|e| match e {
+            DashboardError::NeedsToken(_) => CliError::bad_input(e),
+            DashboardError::Bind { .. } => CliError::op(e),
+        })?),
+        None => None,
+    };
+    let feed = Feed::new();
+    let (hub, hub_task) = Hub::spawn_with_feed(config, feed.clone(), all.clone());
+    let dash_task = dashboard.map(|b| {
+        eprintln!("ws-coordinator: dashboard on {}", b.url());
+        tokio::spawn(dashboard::serve(b, feed, hub.clone(), all.clone()))
+    });
     let server = tokio::spawn(crate::server::serve(listener, hub.clone(), auth, identity, all.clone()));
     let mut agents = Vec::new();
     for i in 0..local {
@@ -109,18 +133,35 @@ pub async fn run_on(
         }
         let _ = server.await;
         let _ = hub_task.await;
+        if let Some(t) = dash_task {
+            let _ = t.await;
+        }
     })
     .await;
     let finished = result?;
-    let passed = finished.report.thresholds_passed();
-    Ok((exit::for_run(&finished.summary.state, passed), finished))
+    let r = &finished.report;
+    let verdict = exit::RunVerdict {
+        state: r.outcome.run_state(),
+        reason: r.outcome.reason(),
+        has_thresholds: !r.thresholds.is_empty(),
+        thresholds_passed: r.thresholds_passed(),
+        sessions_failed: r.totals.sessions_failed(),
+    };
+    let code = exit::for_run(verdict, opts.allow_failures);
+    Ok((code, finished))
+}
+
+/// The `--threshold`s, parsed and checked against the plan's named steps and counts.
+fn thresholds_for(opts: &RunOpts, plan: &Plan) -> Result<Vec<Threshold>, CliError> {
+    let program = plan.program().map_err(CliError::bad_input)?;
+    crate::thresholds::parse_for_plan(&opts.thresholds, &program).map_err(CliError::bad_input)
 }
 
 async fn follow(
     hub: &Hub,
     opts: &RunOpts,
-    plan: crate::plan::Plan,
-    thresholds: Vec<crate::thresholds::Threshold>,
+    plan: Plan,
+    thresholds: Vec<Threshold>,
     local: usize,
     cancel: &CancellationToken,
 ) -> Result<Finished, CliError> {
@@ -129,25 +170,28 @@ async fn follow(
         min_agents: local + opts.agents,
         on_loss: opts.on_agent_loss,
         thresholds,
+        allow_over_capacity: opts.allow_over_capacity,
     };
     let run_id = hub.start_run(req).await.map_err(CliError::op)?;
     let (tx, mut rx) = mpsc::channel(64);
     hub.watch(run_id.clone(), tx).await.map_err(CliError::op)?;
+    let progress = ProgressView::new(opts.quiet);
     let mut stop_sent = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled(), if !stop_sent => {
                 stop_sent = true;
-                eprintln!("ws-coordinator: stopping the run (agents close their sessions)...");
+                progress.note("ws-coordinator: stopping the run (agents close their sessions)...");
                 let _ = hub.stop_run(run_id.clone()).await;
             }
             p = rx.recv() => match p {
                 Some(Ok(p)) if p.done => break,
-                Some(Ok(p)) => if !opts.quiet { eprintln!("{}", crate::progress::line(&p)) },
+                Some(Ok(p)) => progress.show(&p),
                 _ => break,
             }
         }
     }
+    drop(progress);
     for _ in 0..600 {
         if let Some(f) = hub.finished(run_id.clone()).await.map_err(CliError::op)? {
             return Ok(f);

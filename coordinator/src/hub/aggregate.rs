@@ -5,9 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use wsload_proto::hist::{self, HistError};
-use wsload_proto::pb::{Counters, MetricWindow, ResourceSample};
+use wsload_proto::pb::{Counters, MetricWindow, ResourceSample, StepWindow};
+use wsload_scenario::program::Reach;
 
-use crate::report::model::{new_histogram, AgentReport, MemorySample, RunHistograms, Totals, Window};
+use crate::report::model::{
+    new_histogram, AgentReport, FanoutReach, MemorySample, RunHistograms, StepReport, StepStats, Totals, Window,
+};
+use crate::report::saturation::LoadSample;
 
 /// One agent's running sums.
 #[derive(Debug, Default)]
@@ -28,8 +32,13 @@ pub struct Aggregator {
     seconds: BTreeMap<u64, Window>,
     totals: Totals,
     histograms: RunHistograms,
+    /// Named scenario steps over the whole run.
+    steps: BTreeMap<String, StepStats>,
     agents: HashMap<u64, AgentSums>,
     completed: u64,
+    /// Connect time per second (the dashboard's connect chart; the report keeps the
+    /// whole-run histogram only).
+    connect_seconds: BTreeMap<u64, crate::report::LatencyHistogram>,
 }
 
 impl Aggregator {
@@ -76,10 +85,41 @@ impl Aggregator {
             *self.totals.errors.entry(k.clone()).or_default() += v;
         }
         hist::merge_into(&mut win.rtt, &h.rtt_intended)?;
+        hist::merge_into(
+            self.connect_seconds.entry(second).or_insert_with(new_histogram),
+            &h.connect,
+        )?;
+        for (name, st) in &w.steps {
+            hist::merge_into(&mut win.steps.entry(name.clone()).or_default().latency, &st.latency)?;
+            let run = self.steps.entry(name.clone()).or_default();
+            run.merge_counts(&step_counts(st));
+            hist::merge_into(&mut run.latency, &st.latency)?;
+        }
         hist::merge_into(&mut self.histograms.rtt_intended, &h.rtt_intended)?;
         hist::merge_into(&mut self.histograms.rtt_actual, &h.rtt_actual)?;
         hist::merge_into(&mut self.histograms.connect, &h.connect)?;
         hist::merge_into(&mut self.histograms.session_event, &h.session_event)?;
+        hist::merge_into(&mut self.histograms.send_lag, &h.send_lag)?;
+        if let Some(load) = &w.load {
+            let lag = hist::decode(&load.sched_lag)?;
+            hist::merge_into(&mut self.histograms.agent_lag, &load.sched_lag)?;
+            let sample = LoadSample {
+                t: second,
+                cpu_percent: load.cpu_percent,
+                cores: load.cores,
+                lag_max_us: lag.max(),
+                lag_p99_us: if lag.is_empty() { 0 } else { lag.value_at_quantile(0.99) },
+            };
+            let a = self.agents.entry(conn).or_default();
+            if sample.saturated() {
+                let line = format!("{} ({})", a.report.name, sample.describe());
+                if let Some(win) = self.seconds.get_mut(&second) {
+                    win.saturated.push(line);
+                }
+            }
+            a.report.load.push(sample);
+        }
+        hist::merge_into(&mut self.histograms.reconnect, &h.reconnect)?;
         let t = &mut self.totals;
         t.sessions_opened += c.connects_ok;
         t.failed_connections += c.connect_failures;
@@ -87,6 +127,19 @@ impl Aggregator {
         t.messages_sent += c.messages_sent;
         t.responses_received += c.responses;
         t.server_events += c.server_events;
+        t.unexpected_messages += c.unexpected_messages;
+        t.reconnects += c.reconnects;
+        for (code, n) in &c.close_codes {
+            *t.close_codes
+                .entry(u16::try_from(*code).unwrap_or(u16::MAX))
+                .or_default() += n;
+        }
+        for (name, n) in &c.counts {
+            *t.counts.entry(name.clone()).or_default() += n;
+        }
+        for (kind, n) in &c.unanswered {
+            *t.unanswered.entry(kind.clone()).or_default() += n;
+        }
         self.completed += c.sessions_completed;
         let a = self.agents.entry(conn).or_default();
         a.report.sessions += c.connects_ok;
@@ -106,6 +159,22 @@ impl Aggregator {
         self.seconds.get(&second)
     }
 
+    /// Connect time merged over agents during `second`, if any agent reported it.
+    pub fn connect_second(&self, second: u64) -> Option<&crate::report::LatencyHistogram> {
+        self.connect_seconds.get(&second)
+    }
+
+    /// Seconds reported by any agent after `second` (the dashboard's last points).
+    pub fn seconds_after(&self, second: Option<u64>) -> impl Iterator<Item = &Window> + '_ {
+        let from = second.map_or(0, |s| s + 1);
+        self.seconds.range(from..).map(|(_, w)| w)
+    }
+
+    /// The named steps so far in plan order, with fan-out reach (live thresholds).
+    pub fn live_steps(&self, program: &wsload_scenario::Program) -> Vec<StepReport> {
+        step_reports(&mut self.steps.clone(), program)
+    }
+
     /// Totals so far.
     pub fn totals(&self) -> &Totals {
         &self.totals
@@ -121,13 +190,20 @@ impl Aggregator {
         &self.histograms
     }
 
-    /// Final totals, histograms, gap-free windows and per-agent reports.
+    /// Named scenario steps so far, whole run.
+    pub fn steps(&self) -> &BTreeMap<String, StepStats> {
+        &self.steps
+    }
+
+    /// Final totals, histograms, gap-free windows, per-agent reports, and the named
+    /// steps of `program` in plan order with their fan-out reach.
     pub fn finish(
         mut self,
         sessions_planned: u64,
         lost_sessions: u64,
         reassigned: u64,
-    ) -> (Totals, RunHistograms, Vec<Window>, Vec<AgentReport>) {
+        program: &wsload_scenario::Program,
+    ) -> Finished {
         let t = &mut self.totals;
         t.sessions_planned = sessions_planned;
         t.failed_responses = t.messages_sent.saturating_sub(t.responses_received);
@@ -142,13 +218,81 @@ impl Aggregator {
         };
         let mut agents: Vec<_> = self.agents.into_iter().collect();
         agents.sort_by_key(|(id, _)| *id);
-        (
-            self.totals,
-            self.histograms,
+        let steps = step_reports(&mut self.steps, program);
+        Finished {
+            totals: self.totals,
+            histograms: self.histograms,
             windows,
-            agents.into_iter().map(|(_, a)| a.report).collect(),
-        )
+            agents: agents.into_iter().map(|(_, a)| a.report).collect(),
+            steps,
+        }
     }
+}
+
+/// What a finished run's metrics come to.
+#[derive(Debug)]
+pub struct Finished {
+    /// Whole-run counters.
+    pub totals: Totals,
+    /// Whole-run histograms.
+    pub histograms: RunHistograms,
+    /// One window per second, no gaps.
+    pub windows: Vec<Window>,
+    /// Per-agent reports.
+    pub agents: Vec<AgentReport>,
+    /// Named steps in plan order.
+    pub steps: Vec<StepReport>,
+}
+
+/// The counters of a step window (latency merged separately, from its encoding).
+fn step_counts(w: &StepWindow) -> StepStats {
+    StepStats {
+        ok: w.ok,
+        failed: w.failed,
+        messages: w.messages,
+        duplicates: w.duplicates,
+        out_of_order: w.out_of_order,
+        ..StepStats::default()
+    }
+}
+
+/// The named steps of `program` in plan order, with fan-out reach: expected deliveries
+/// are the publisher's sends (or the fixed count) times the sessions that listened.
+fn step_reports(steps: &mut BTreeMap<String, StepStats>, program: &wsload_scenario::Program) -> Vec<StepReport> {
+    let sends = |id: u16| {
+        program
+            .named
+            .get(usize::from(id))
+            .and_then(|n| steps.get(&*n.name))
+            .map_or(0, |s| s.ok)
+    };
+    let reach: Vec<Option<FanoutReach>> = program
+        .named
+        .iter()
+        .map(|n| {
+            let published = match n.reach? {
+                Reach::From(id) => sends(id),
+                Reach::Expected(k) => k,
+            };
+            let s = steps.get(&*n.name);
+            let listeners = s.map_or(0, |s| s.ok + s.failed);
+            Some(FanoutReach {
+                expected: published * listeners,
+                delivered: s.map_or(0, |s| s.messages.saturating_sub(s.duplicates)),
+            })
+        })
+        .collect();
+    program
+        .named
+        .iter()
+        .zip(reach)
+        .map(|(n, fanout)| StepReport {
+            name: n.name.to_string(),
+            kind: n.kind.to_string(),
+            stats: steps.remove(&*n.name).unwrap_or_default(),
+            fanout,
+        })
+        .collect()
 }
 
 /// The counters of one agent's window `w` (with `c`, its counters) as a report [`Window`]
@@ -163,8 +307,11 @@ fn counts_window(second: u64, w: &MetricWindow, c: &Counters) -> Window {
         messages_sent: c.messages_sent,
         responses: c.responses,
         server_events: c.server_events,
+        reconnects: c.reconnects,
         errors: c.errors.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         rtt: new_histogram(),
+        steps: w.steps.iter().map(|(k, v)| (k.clone(), step_counts(v))).collect(),
+        saturated: Vec::new(),
     }
 }
 
@@ -219,7 +366,13 @@ mod tests {
         b.iter().for_each(|v| hb.record(*v).unwrap());
         let avg = (ha.value_at_quantile(0.99) + hb.value_at_quantile(0.99)) / 2;
         assert_ne!(avg, all.value_at_quantile(0.99));
-        let (totals, _, windows, _) = agg.finish(10, 0, 0);
+        let program = wsload_scenario::compile(&wsload_proto::pb::Plan {
+            sessions: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let f = agg.finish(10, 0, 0, &program);
+        let (totals, windows) = (f.totals, f.windows);
         assert_eq!(totals.responses_received, 6000);
         assert_eq!(windows.len(), 1);
     }

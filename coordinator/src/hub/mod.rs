@@ -4,7 +4,8 @@
 mod actor;
 pub mod agents;
 pub mod aggregate;
-mod run;
+pub mod resume;
+pub mod run;
 mod summary;
 
 use std::path::PathBuf;
@@ -13,8 +14,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use wsload_proto::pb::{AgentInfo, AgentMessage, Hello, Progress, Summary};
+use wsload_proto::pb::{AgentInfo, AgentLossPolicy, AgentMessage, Hello, Progress, Summary};
 
+use crate::dashboard::feed::Feed;
 use crate::plan::Plan;
 use crate::report::RunReport;
 use crate::thresholds::Threshold;
@@ -29,6 +31,59 @@ pub enum OnAgentLoss {
     Continue,
     /// End the run.
     Abort,
+}
+
+impl OnAgentLoss {
+    /// `continue` or `abort`, as the flag spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnAgentLoss::Continue => "continue",
+            OnAgentLoss::Abort => "abort",
+        }
+    }
+
+    /// The wire policy.
+    pub fn to_pb(self) -> AgentLossPolicy {
+        match self {
+            OnAgentLoss::Continue => AgentLossPolicy::Continue,
+            OnAgentLoss::Abort => AgentLossPolicy::Abort,
+        }
+    }
+
+    /// From a StartRun request: the enum, or the deprecated string when the enum is
+    /// unset; a conflict or an unknown string is an error naming the field.
+    pub fn from_request(policy: i32, legacy: &str) -> Result<OnAgentLoss, PolicyError> {
+        let typed = match AgentLossPolicy::try_from(policy) {
+            Ok(AgentLossPolicy::Unspecified) => None,
+            Ok(AgentLossPolicy::Continue) => Some(OnAgentLoss::Continue),
+            Ok(AgentLossPolicy::Abort) => Some(OnAgentLoss::Abort),
+            Err(_) => return Err(PolicyError::Unknown(policy)),
+        };
+        let old = match legacy {
+            "" => None,
+            "continue" => Some(OnAgentLoss::Continue),
+            "abort" => Some(OnAgentLoss::Abort),
+            other => return Err(PolicyError::UnknownName(other.to_string())),
+        };
+        match (typed, old) {
+            (Some(t), Some(o)) if t != o => Err(PolicyError::Conflict(t.as_str(), o.as_str())),
+            (t, o) => Ok(t.or(o).unwrap_or_default()),
+        }
+    }
+}
+
+/// An agent-loss policy in a StartRun request that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// An enum value this coordinator does not know.
+    #[error("agent_loss: unknown policy {0}")]
+    Unknown(i32),
+    /// The deprecated string field holds something else than continue/abort.
+    #[error("on_agent_loss must be continue or abort, not {0}")]
+    UnknownName(String),
+    /// Both fields are set and say different things.
+    #[error("agent_loss ({0}) and the deprecated on_agent_loss ({1}) disagree")]
+    Conflict(&'static str, &'static str),
 }
 
 /// Where reports go.
@@ -49,6 +104,8 @@ pub struct HubConfig {
     pub agent_wait: std::time::Duration,
     /// An agent silent this long is considered lost.
     pub heartbeat_timeout: std::time::Duration,
+    /// Where runs are persisted (`serve`); none for a one-shot `run`.
+    pub store: Option<crate::run_store::RunStore>,
 }
 
 /// A run request.
@@ -62,6 +119,9 @@ pub struct RunRequest {
     pub on_loss: OnAgentLoss,
     /// Thresholds evaluated at the end.
     pub thresholds: Vec<Threshold>,
+    /// Start even when the agents cannot hold the sessions the plan holds at once
+    /// (`--allow-over-capacity`; see [`crate::capacity`]).
+    pub allow_over_capacity: bool,
 }
 
 /// Why the hub refused a request.
@@ -104,14 +164,15 @@ pub(crate) enum HubMsg {
         hello: Hello,
         peer: String,
         tx: LinkTx,
-        reply: oneshot::Sender<u64>,
+        reply: oneshot::Sender<(u64, u64)>,
     },
     FromAgent {
         conn: u64,
-        msg: AgentMessage,
+        msg: Box<AgentMessage>,
     },
     AgentLeft {
         conn: u64,
+        link: u64,
         reason: String,
     },
     StartRun {
@@ -133,6 +194,9 @@ pub(crate) enum HubMsg {
     GetSummary {
         run_id: String,
         reply: oneshot::Sender<Result<Summary, HubError>>,
+    },
+    ListRuns {
+        reply: oneshot::Sender<Vec<Summary>>,
     },
     GetFinished {
         run_id: String,
@@ -157,9 +221,18 @@ pub struct Hub {
 impl Hub {
     /// Spawns the actor; it ends when `cancel` fires.
     pub fn spawn(config: HubConfig, cancel: CancellationToken) -> (Hub, tokio::task::JoinHandle<()>) {
+        Hub::spawn_with_feed(config, Feed::new(), cancel)
+    }
+
+    /// Spawns the actor publishing every second of its runs to `feed` (the dashboard).
+    pub fn spawn_with_feed(
+        config: HubConfig,
+        feed: Feed,
+        cancel: CancellationToken,
+    ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let hub = Hub { tx: tx.clone() };
-        let task = tokio::spawn(actor::run(config, rx, tx, cancel));
+        let task = tokio::spawn(actor::run(config, feed, rx, tx, cancel));
         (hub, task)
     }
 
@@ -169,22 +242,26 @@ impl Hub {
         rx.await.map_err(|_| HubError::Gone)
     }
 
-    /// Registers an agent link; returns its connection id.
-    pub async fn agent_joined(&self, hello: Hello, peer: String, tx: LinkTx) -> Result<u64, HubError> {
+    /// Registers an agent link (the hub sends its Welcome first); returns the
+    /// connection id (an earlier one when the agent resumes) and the link id.
+    pub async fn agent_joined(&self, hello: Hello, peer: String, tx: LinkTx) -> Result<(u64, u64), HubError> {
         self.ask(|reply| HubMsg::AgentJoined { hello, peer, tx, reply }).await
     }
 
     /// Forwards a message from an agent.
     pub async fn from_agent(&self, conn: u64, msg: AgentMessage) -> Result<(), HubError> {
         self.tx
-            .send(HubMsg::FromAgent { conn, msg })
+            .send(HubMsg::FromAgent {
+                conn,
+                msg: Box::new(msg),
+            })
             .await
             .map_err(|_| HubError::Gone)
     }
 
-    /// Reports a broken link.
-    pub async fn agent_left(&self, conn: u64, reason: String) {
-        let _ = self.tx.send(HubMsg::AgentLeft { conn, reason }).await;
+    /// Reports that link `link` of `conn` broke.
+    pub async fn agent_left(&self, conn: u64, link: u64, reason: String) {
+        let _ = self.tx.send(HubMsg::AgentLeft { conn, link, reason }).await;
     }
 
     /// Starts a run (it waits for agents, then runs); returns its id.
@@ -210,6 +287,11 @@ impl Hub {
     /// Summary of `run_id` ("" = latest).
     pub async fn summary(&self, run_id: String) -> Result<Summary, HubError> {
         self.ask(|reply| HubMsg::GetSummary { run_id, reply }).await?
+    }
+
+    /// Every run known: the current one, then the persisted ones, newest first.
+    pub async fn list_runs(&self) -> Result<Vec<Summary>, HubError> {
+        self.ask(|reply| HubMsg::ListRuns { reply }).await
     }
 
     /// The full result of a finished run.

@@ -2,6 +2,21 @@
 //!
 //! Every chart has a title, axis descriptions with units and a legend, and uses the
 //! embedded font (see `font.rs`), so rendering does not depend on the machine.
+//!
+//! The charts, in the order they are written ([`chart_files`]): [`CHART_FILES`] for
+//! every run, then, when the plan has named scenario steps,
+//! [`STEP_CHART_FILES`](super::step_charts::STEP_CHART_FILES):
+//!
+//! | file | shows |
+//! |---|---|
+//! | `memory-usage-chart.png` | per agent: system memory % and RSS |
+//! | `avg-latency-chart.png`, `median-latency-chart.png`, `min-latency-chart.png`, `max-latency-chart.png` | one RTT statistic per second |
+//! | `percentiles-chart.png` | RTT p50, p90, p99, p99.9 per second |
+//! | `throughput-chart.png` | messages sent, responses and connections opened per second |
+//! | `sessions-chart.png` | active sessions, failed connections and errors per second |
+//! | `latency-histogram.png` | the whole run's RTT distribution |
+//! | `step-latency-chart.png` | per named step: latency p50 and p99 per second |
+//! | `step-throughput-chart.png` | per named step: messages/s (listen) or ok/s, and failed/s |
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +28,12 @@ use plotters::prelude::*;
 use super::font::{self, FAMILY};
 use super::model::{LatencyStats, RunReport};
 use super::ReportError;
-use super::{histogram_chart, memory_chart};
+use super::{histogram_chart, memory_chart, step_charts};
 
 /// Width and height of every chart, pixels.
 pub const CHART_SIZE: (u32, u32) = (1200, 700);
 
-/// Every chart file [`write_charts`] produces, in order.
+/// The chart files [`write_charts`] produces for every run, in order.
 pub const CHART_FILES: [&str; 9] = [
     "memory-usage-chart.png",
     "avg-latency-chart.png",
@@ -44,45 +59,60 @@ pub(crate) const PALETTE: [RGBColor; 8] = [
 ];
 
 /// One line of a chart.
-struct Series {
+pub(crate) struct Series {
     /// Legend text.
-    name: String,
+    pub name: String,
     /// Line colour.
-    color: RGBColor,
+    pub color: RGBColor,
     /// `(seconds since start, value)` points in time order.
-    points: Vec<(f64, f64)>,
+    pub points: Vec<(f64, f64)>,
     /// Drawn against the right-hand axis (small counts next to large ones).
-    right: bool,
+    pub right: bool,
+    /// Drawn dashed (a second figure of the same thing in the same colour).
+    pub dashed: bool,
 }
 
 /// What a line chart shows.
-struct LineChart<'a> {
+pub(crate) struct LineChart<'a> {
     /// File name, used in errors.
-    file: &'a str,
+    pub file: &'a str,
     /// Caption at the top.
-    title: String,
+    pub title: String,
     /// Y axis description including the unit.
-    y_desc: &'a str,
+    pub y_desc: &'a str,
     /// Right-hand axis description, for charts with `right` series.
-    y2_desc: Option<&'a str>,
+    pub y2_desc: Option<&'a str>,
     /// The lines.
-    series: Vec<Series>,
+    pub series: Vec<Series>,
 }
 
-/// Draws every chart into `out_dir`; returns the written paths in [`CHART_FILES`] order.
+/// The chart files [`write_charts`] produces for `report`, in order: [`CHART_FILES`],
+/// then the step charts when the plan has named steps.
+pub fn chart_files(report: &RunReport) -> Vec<&'static str> {
+    let steps: &[&'static str] = if report.steps.is_empty() {
+        &[]
+    } else {
+        &step_charts::STEP_CHART_FILES
+    };
+    CHART_FILES.iter().chain(steps).copied().collect()
+}
+
+/// Draws every chart into `out_dir`; returns the written paths in [`chart_files`] order.
 pub fn write_charts(report: &RunReport, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     font::register()?;
     let x_max = x_extent(report);
-    let mut written = Vec::with_capacity(CHART_FILES.len());
-    for file in CHART_FILES {
+    let files = chart_files(report);
+    let mut written = Vec::with_capacity(files.len());
+    for file in files {
         let path = out_dir.join(file);
         if file == "latency-histogram.png" {
             histogram_chart::draw(&path, file, &report.histograms.rtt_intended)?;
         } else if file == "memory-usage-chart.png" {
             memory_chart::draw(&path, file, report, x_max)?;
+        } else if step_charts::STEP_CHART_FILES.contains(&file) {
+            draw_line_chart(&path, &step_charts::line_chart(report, file), x_max)?;
         } else {
-            let spec = line_chart(report, file);
-            draw_line_chart(&path, &spec, x_max)?;
+            draw_line_chart(&path, &line_chart(report, file), x_max)?;
         }
         written.push(path);
     }
@@ -112,6 +142,7 @@ fn latency_series(report: &RunReport, name: &str, color: RGBColor, pick: impl Fn
         color,
         points,
         right: false,
+        dashed: false,
     }
 }
 
@@ -127,6 +158,7 @@ fn count_series(
         color,
         points: report.windows.iter().map(|w| (w.t as f64, pick(w) as f64)).collect(),
         right: false,
+        dashed: false,
     }
 }
 
@@ -287,28 +319,33 @@ fn draw_line_chart(path: &Path, spec: &LineChart<'_>, x_max: f64) -> Result<(), 
         let width = if i == 0 && spec.series.len() > 1 { 5 } else { 2 };
         any |= !s.points.is_empty();
         let color = s.color;
-        let line = LineSeries::new(s.points.iter().copied(), color.stroke_width(width));
+        let points = s.points.iter().copied();
+        let style = color.stroke_width(width);
         // Few points: mark them, a single point would otherwise be invisible.
         let marks = s
             .points
             .iter()
             .take(if s.points.len() <= 30 { usize::MAX } else { 0 })
             .map(|&p| Circle::new(p, 4, color.filled()));
-        let legend = move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3));
-        if s.right {
-            chart
-                .draw_secondary_series(line)
-                .map_err(|e| err(&e))?
-                .label(&s.name)
-                .legend(legend);
-            chart.draw_secondary_series(marks).map_err(|e| err(&e))?;
-        } else {
-            chart
-                .draw_series(line)
-                .map_err(|e| err(&e))?
-                .label(&s.name)
-                .legend(legend);
-            chart.draw_series(marks).map_err(|e| err(&e))?;
+        // A dashed line's legend is one short dash, as in the memory chart.
+        let legend_len = if s.dashed { 9 } else { 24 };
+        let legend = move |(x, y)| PathElement::new(vec![(x, y), (x + legend_len, y)], color.stroke_width(3));
+        // One arm per (axis, dash) pair: the series types differ.
+        macro_rules! draw {
+            ($draw:ident, $line:expr) => {{
+                chart
+                    .$draw($line)
+                    .map_err(|e| err(&e))?
+                    .label(&s.name)
+                    .legend(legend);
+                chart.$draw(marks).map_err(|e| err(&e))?;
+            }};
+        }
+        match (s.right, s.dashed) {
+            (false, false) => draw!(draw_series, LineSeries::new(points, style)),
+            (false, true) => draw!(draw_series, DashedLineSeries::new(points, 10, 6, style)),
+            (true, false) => draw!(draw_secondary_series, LineSeries::new(points, style)),
+            (true, true) => draw!(draw_secondary_series, DashedLineSeries::new(points, 10, 6, style)),
         }
     }
     let legend = (!spec.series.is_empty()).then_some(SeriesLabelPosition::UpperRight);

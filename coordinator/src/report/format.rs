@@ -45,6 +45,28 @@ pub fn bytes(b: u64) -> String {
     }
 }
 
+/// The RFC 6455 name of a close code, e.g. `message too big` for 1009.
+pub fn close_code_name(code: u16) -> Option<&'static str> {
+    Some(match code {
+        1000 => "normal",
+        1001 => "going away",
+        1002 => "protocol error",
+        1003 => "unsupported data",
+        1005 => "no status",
+        1006 => "connection dropped",
+        1007 => "invalid payload",
+        1008 => "policy violation",
+        1009 => "message too big",
+        1010 => "extension required",
+        1011 => "internal error",
+        1012 => "service restart",
+        1013 => "try again later",
+        1014 => "bad gateway",
+        1015 => "TLS handshake",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +81,7 @@ mod tests {
         assert_eq!(short(Duration::ZERO), "0s");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+        assert_eq!(close_code_name(1009), Some("message too big"));
+        assert_eq!(close_code_name(4000), None);
     }
 }

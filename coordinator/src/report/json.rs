@@ -3,17 +3,27 @@
 //! The shape is documented by `docs/results-schema.json` (JSON Schema 2020-12) and a
 //! test checks every produced file against it. Latencies are integers in microseconds
 //! (`*_us`), durations are seconds as floats (`*_s`) or milliseconds (`*_ms`).
+//!
+//! Version 2 added the scripted scenarios' figures: `steps` (the plan's named steps,
+//! in plan order), `totals.counts`, `totals.unexpected_messages`, `totals.close_codes`
+//! and, in a second where a named step did something, `timeseries[].steps`.
+//!
+//! Version 3 added the generator's own load (is the client the bottleneck?):
+//! `latency_us.send_lag` and `latency_us.agent_lag`, `agents[].load` (one sample per
+//! second: CPU, cores, timer lag, saturated), `timeseries[].saturated_agents`,
+//! `saturated_seconds` and `agent_cpu_max`.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::model::{
-    AgentReport, LatencyHistogram, LatencyStats, MemorySummary, RunOutcome, RunReport, ThresholdResult, Window,
+    AgentReport, FanoutReach, LatencyHistogram, LatencyStats, MemorySummary, RunReport, StepReport, StepStats,
+    ThresholdResult, Window,
 };
 
 /// Version of the JSON layout; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Builds the `results.json` document.
 pub fn to_value(report: &RunReport) -> Result<serde_json::Value, serde_json::Error> {
@@ -43,7 +53,12 @@ struct Doc<'a> {
     agents: Vec<Agent<'a>>,
     thresholds: Vec<Threshold<'a>>,
     thresholds_passed: bool,
+    steps: Vec<Step<'a>>,
     timeseries: Vec<Second<'a>>,
+    /// Seconds in which at least one agent was saturated.
+    saturated_seconds: u64,
+    /// Largest CPU share of any agent in any second (fraction of its cores).
+    agent_cpu_max: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -75,6 +90,7 @@ struct Totals<'a> {
     sessions_failed: u64,
     failed_connections: u64,
     failed_responses: u64,
+    unanswered: &'a BTreeMap<String, u64>,
     messages_sent: u64,
     responses_received: u64,
     server_events: u64,
@@ -82,6 +98,10 @@ struct Totals<'a> {
     errors_total: u64,
     lost_sessions: u64,
     reassigned_batches: u64,
+    unexpected_messages: u64,
+    close_codes: &'a BTreeMap<u16, u64>,
+    counts: &'a BTreeMap<String, u64>,
+    reconnects: u64,
 }
 
 #[derive(Serialize)]
@@ -90,6 +110,9 @@ struct Latency {
     rtt_actual: Option<Stats>,
     connect: Option<Stats>,
     session_event: Option<Stats>,
+    send_lag: Option<Stats>,
+    agent_lag: Option<Stats>,
+    reconnect: Option<Stats>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +144,18 @@ struct Agent<'a> {
     throttled_s: f64,
     lost: bool,
     memory: Vec<Sample>,
+    load: Vec<Load>,
+}
+
+#[derive(Serialize)]
+struct Load {
+    t: u64,
+    cpu_percent: f64,
+    cores: u32,
+    cpu_share: f64,
+    lag_max_us: u64,
+    lag_p99_us: u64,
+    saturated: bool,
 }
 
 #[derive(Serialize)]
@@ -148,8 +183,41 @@ struct Second<'a> {
     messages_sent: u64,
     responses: u64,
     server_events: u64,
+    reconnects: u64,
     errors: &'a BTreeMap<String, u64>,
     rtt_us: Option<Stats>,
+    /// Named steps active in this second; left out when none was.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    steps: BTreeMap<&'a str, StepFigures>,
+    saturated_agents: &'a [String],
+}
+
+/// A named step of the plan with its whole-run figures.
+#[derive(Serialize)]
+struct Step<'a> {
+    name: &'a str,
+    kind: &'a str,
+    #[serde(flatten)]
+    figures: StepFigures,
+    fanout: Option<Fanout>,
+}
+
+/// A step's counters and latency (whole run, or one second).
+#[derive(Serialize)]
+struct StepFigures {
+    ok: u64,
+    failed: u64,
+    messages: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    latency_us: Option<Stats>,
+}
+
+#[derive(Serialize)]
+struct Fanout {
+    expected: u64,
+    delivered: u64,
+    reach: Option<f64>,
 }
 
 fn stats(h: &LatencyHistogram) -> Option<Stats> {
@@ -173,12 +241,8 @@ impl<'a> From<&'a RunReport> for Doc<'a> {
     fn from(r: &'a RunReport) -> Self {
         let t = &r.totals;
         let p = &r.plan;
-        let (status, reason) = match &r.outcome {
-            RunOutcome::Completed => ("completed", None),
-            RunOutcome::Stopped => ("stopped", None),
-            RunOutcome::Aborted(why) => ("aborted", Some(why.as_str())),
-            RunOutcome::Failed(why) => ("failed", Some(why.as_str())),
-        };
+        let status = r.outcome.status();
+        let reason = Some(r.outcome.reason()).filter(|why| !why.is_empty());
         Doc {
             schema_version: SCHEMA_VERSION,
             run_id: &r.run_id,
@@ -207,6 +271,7 @@ impl<'a> From<&'a RunReport> for Doc<'a> {
                 sessions_failed: t.sessions_failed(),
                 failed_connections: t.failed_connections,
                 failed_responses: t.failed_responses,
+                unanswered: &t.unanswered,
                 messages_sent: t.messages_sent,
                 responses_received: t.responses_received,
                 server_events: t.server_events,
@@ -214,6 +279,10 @@ impl<'a> From<&'a RunReport> for Doc<'a> {
                 errors_total: t.errors_total(),
                 lost_sessions: t.lost_sessions,
                 reassigned_batches: t.reassigned_batches,
+                unexpected_messages: t.unexpected_messages,
+                close_codes: &t.close_codes,
+                counts: &t.counts,
+                reconnects: t.reconnects,
             },
             throughput_msgs_per_s: r.throughput(),
             send_rate_msgs_per_s: r.send_rate(),
@@ -222,12 +291,18 @@ impl<'a> From<&'a RunReport> for Doc<'a> {
                 rtt_actual: stats(&r.histograms.rtt_actual),
                 connect: stats(&r.histograms.connect),
                 session_event: stats(&r.histograms.session_event),
+                send_lag: stats(&r.histograms.send_lag),
+                agent_lag: stats(&r.histograms.agent_lag),
+                reconnect: stats(&r.histograms.reconnect),
             },
             memory: memory(&r.memory_summary()),
             agents: r.agents.iter().map(agent).collect(),
             thresholds: r.thresholds.iter().map(threshold).collect(),
             thresholds_passed: r.thresholds_passed(),
+            steps: r.steps.iter().map(step).collect(),
             timeseries: r.windows.iter().map(second).collect(),
+            saturated_seconds: super::saturation::saturated_seconds(r),
+            agent_cpu_max: super::saturation::cpu_max(r),
         }
     }
 }
@@ -259,6 +334,19 @@ fn agent(a: &AgentReport) -> Agent<'_> {
                 rss_bytes: m.rss_bytes,
             })
             .collect(),
+        load: a
+            .load
+            .iter()
+            .map(|s| Load {
+                t: s.t,
+                cpu_percent: s.cpu_percent,
+                cores: s.cores,
+                cpu_share: s.cpu_share(),
+                lag_max_us: s.lag_max_us,
+                lag_p99_us: s.lag_p99_us,
+                saturated: s.saturated(),
+            })
+            .collect(),
     }
 }
 
@@ -281,7 +369,34 @@ fn second(w: &Window) -> Second<'_> {
         messages_sent: w.messages_sent,
         responses: w.responses,
         server_events: w.server_events,
+        reconnects: w.reconnects,
         errors: &w.errors,
         rtt_us: stats(&w.rtt),
+        steps: w.steps.iter().map(|(name, s)| (name.as_str(), figures(s))).collect(),
+        saturated_agents: &w.saturated,
+    }
+}
+
+fn step(s: &StepReport) -> Step<'_> {
+    Step {
+        name: &s.name,
+        kind: &s.kind,
+        figures: figures(&s.stats),
+        fanout: s.fanout.map(|f: FanoutReach| Fanout {
+            expected: f.expected,
+            delivered: f.delivered,
+            reach: (f.expected > 0).then(|| f.reach()),
+        }),
+    }
+}
+
+fn figures(s: &StepStats) -> StepFigures {
+    StepFigures {
+        ok: s.ok,
+        failed: s.failed,
+        messages: s.messages,
+        duplicates: s.duplicates,
+        out_of_order: s.out_of_order,
+        latency_us: stats(&s.latency),
     }
 }

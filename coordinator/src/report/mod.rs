@@ -1,5 +1,5 @@
 //! Run report: the [`model`] contract and the writers for `results.txt`,
-//! `results.json`, `timeseries.csv` and the PNG charts.
+//! `results.json`, `timeseries.csv`, `report.html` and the PNG charts.
 //!
 //! The coordinator builds a [`RunReport`] and calls [`write_all`]; the individual
 //! renderers are public too so the CLI can print the text summary or serve the JSON.
@@ -9,9 +9,13 @@ pub mod csv;
 mod font;
 pub mod format;
 pub mod histogram_chart;
+pub mod html;
 pub mod json;
 pub mod memory_chart;
 pub mod model;
+pub mod saturation;
+pub mod step_charts;
+pub mod svg;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +26,8 @@ pub use model::*;
 pub const RESULTS_TXT: &str = "results.txt";
 /// File name of the JSON report (schema: `docs/results-schema.json`).
 pub const RESULTS_JSON: &str = "results.json";
+/// File name of the self-contained HTML report.
+pub const REPORT_HTML: &str = "report.html";
 /// File name of the per-second CSV.
 pub const TIMESERIES_CSV: &str = "timeseries.csv";
 
@@ -53,17 +59,19 @@ pub enum ReportError {
 }
 
 /// Writes every artefact into `out_dir` (created if missing) and returns their paths:
-/// `results.txt`, `results.json`, `timeseries.csv`, then the charts in
-/// [`charts::CHART_FILES`] order.
+/// `results.txt`, `results.json`, `timeseries.csv`, `report.html`, then the charts in
+/// [`charts::chart_files`] order.
 pub fn write_all(report: &RunReport, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Io {
         path: out_dir.to_path_buf(),
         source,
     })?;
-    let mut written = Vec::new();
-    written.push(write_file(out_dir, RESULTS_TXT, &text::render(report))?);
-    written.push(write_file(out_dir, RESULTS_JSON, &json::render(report)?)?);
-    written.push(write_file(out_dir, TIMESERIES_CSV, &csv::render(report))?);
+    let mut written = vec![
+        write_file(out_dir, RESULTS_TXT, &text::render(report))?,
+        write_file(out_dir, RESULTS_JSON, &json::render(report)?)?,
+        write_file(out_dir, TIMESERIES_CSV, &csv::render(report))?,
+        write_file(out_dir, REPORT_HTML, &html::render(report))?,
+    ];
     written.extend(charts::write_charts(report, out_dir)?);
     Ok(written)
 }

@@ -10,20 +10,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
+/// A fresh, empty, auto-resizing latency histogram (microseconds): the one constructor
+/// agents and coordinator share, so merging or recording a very long stall never fails.
+pub use wsload_proto::hist::new_histogram;
 
 /// A latency histogram in microseconds.
 pub type LatencyHistogram = Histogram<u64>;
-
-/// Significant figures kept by every histogram the report creates (0.1 % precision).
-pub const HISTOGRAM_SIGFIGS: u8 = 3;
-
-/// A fresh, empty, auto-resizing latency histogram (microseconds).
-///
-/// Auto-resizing means merging or recording a very long stall never fails.
-pub fn new_histogram() -> LatencyHistogram {
-    // `new` only fails for sigfigs > 5; 3 is a constant, so this cannot fail.
-    Histogram::new(HISTOGRAM_SIGFIGS).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
-}
 
 /// Adds every sample of `src` into `dst` (the only correct way to combine percentiles).
 ///
@@ -71,6 +63,106 @@ pub struct RunReport {
     pub agents: Vec<AgentReport>,
     /// Threshold results; empty when none were given. See [`crate::thresholds`].
     pub thresholds: Vec<ThresholdResult>,
+    /// The plan's named scenario steps, in plan order (empty for the built-in protocol).
+    pub steps: Vec<StepReport>,
+}
+
+/// A named scenario step's figures (whole run or one second), merged across agents.
+#[derive(Debug, Clone)]
+pub struct StepStats {
+    /// Executions that succeeded.
+    pub ok: u64,
+    /// Executions that failed (timeout, mismatch, connect failure).
+    pub failed: u64,
+    /// Messages received (listen) or sent (send).
+    pub messages: u64,
+    /// Fan-out: deliveries a session had already seen.
+    pub duplicates: u64,
+    /// Fan-out: deliveries sent before one the session had already received.
+    pub out_of_order: u64,
+    /// The step's latency in microseconds: connect time, request RTT from the intended
+    /// send, expect wait, pong RTT, close handshake, or fan-out latency.
+    pub latency: LatencyHistogram,
+}
+
+impl Default for StepStats {
+    fn default() -> Self {
+        StepStats {
+            ok: 0,
+            failed: 0,
+            messages: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            latency: new_histogram(),
+        }
+    }
+}
+
+impl StepStats {
+    /// Adds the counters of `other`, leaving `latency` alone.
+    pub fn merge_counts(&mut self, other: &StepStats) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.messages += other.messages;
+        self.duplicates += other.duplicates;
+        self.out_of_order += other.out_of_order;
+    }
+
+    /// Adds `other` (counters summed, latency merged).
+    pub fn merge(&mut self, other: &StepStats) -> Result<(), hdrhistogram::AdditionError> {
+        self.merge_counts(other);
+        self.latency.add(&other.latency)
+    }
+}
+
+/// A named step of the plan with its whole-run figures.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// The step's name (unique in the plan).
+    pub name: String,
+    /// `connect`, `send`, `expect`, `request`, `listen`, `ping` or `close`.
+    pub kind: String,
+    /// Its figures.
+    pub stats: StepStats,
+    /// For a fan-out listen step with an expected count: delivery accounting.
+    pub fanout: Option<FanoutReach>,
+}
+
+impl StepReport {
+    /// What the step's throughput counts: see [`throughput_counts_messages`].
+    pub fn throughput(&self, s: &StepStats) -> u64 {
+        if throughput_counts_messages(&self.kind) {
+            s.messages
+        } else {
+            s.ok
+        }
+    }
+}
+
+/// A step's throughput is the messages it received for a `listen` step (one execution
+/// listens to many), and its successful executions for every other kind.
+pub fn throughput_counts_messages(kind: &str) -> bool {
+    kind == "listen"
+}
+
+/// Delivery accounting of a fan-out listen step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanoutReach {
+    /// Deliveries expected: messages published x sessions that listened.
+    pub expected: u64,
+    /// Distinct deliveries received (duplicates not counted).
+    pub delivered: u64,
+}
+
+impl FanoutReach {
+    /// Delivered / expected (1.0 when nothing was expected).
+    pub fn reach(&self) -> f64 {
+        if self.expected == 0 {
+            1.0
+        } else {
+            self.delivered as f64 / self.expected as f64
+        }
+    }
 }
 
 /// How a run ended.
@@ -84,6 +176,47 @@ pub enum RunOutcome {
     Aborted(String),
     /// Failed, e.g. every agent lost; the reason is shown.
     Failed(String),
+}
+
+impl RunOutcome {
+    /// The wire state of this outcome (what exit codes and remote clients read).
+    pub fn run_state(&self) -> wsload_proto::pb::RunState {
+        use wsload_proto::pb::RunState;
+        match self {
+            RunOutcome::Completed => RunState::Completed,
+            RunOutcome::Stopped => RunState::Stopped,
+            RunOutcome::Aborted(_) => RunState::Aborted,
+            RunOutcome::Failed(_) => RunState::Failed,
+        }
+    }
+
+    /// One word: `completed`, `stopped`, `aborted` or `failed`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::Stopped => "stopped",
+            RunOutcome::Aborted(_) => "aborted",
+            RunOutcome::Failed(_) => "failed",
+        }
+    }
+
+    /// Why the run was aborted or failed; empty otherwise.
+    pub fn reason(&self) -> &str {
+        match self {
+            RunOutcome::Completed | RunOutcome::Stopped => "",
+            RunOutcome::Aborted(why) | RunOutcome::Failed(why) => why,
+        }
+    }
+}
+
+/// `completed`, `stopped`, `aborted: <reason>`, `failed: <reason>` (the summary's text).
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reason() {
+            "" => f.write_str(self.status()),
+            why => write!(f, "{}: {why}", self.status()),
+        }
+    }
 }
 
 /// The plan parameters that shape the numbers, echoed into the report.
@@ -128,6 +261,9 @@ pub struct Totals {
     pub failed_connections: u64,
     /// Messages sent that never got their matching `response`.
     pub failed_responses: u64,
+    /// `failed_responses` by the error kind that ended their session (built-in
+    /// protocol): with them, `messages_sent = responses_received + sum`, exactly.
+    pub unanswered: BTreeMap<String, u64>,
     /// Text messages sent by all sessions.
     pub messages_sent: u64,
     /// `response` events received and matched to their message.
@@ -140,6 +276,15 @@ pub struct Totals {
     pub lost_sessions: u64,
     /// Batches moved from a lost agent to the remaining ones.
     pub reassigned_batches: u64,
+    /// Scenario messages that no step, pending request or handler claimed.
+    pub unexpected_messages: u64,
+    /// Closes the server initiated, by close code (1006: the connection dropped).
+    pub close_codes: BTreeMap<u16, u64>,
+    /// Scenario handler counts, by name.
+    pub counts: BTreeMap<String, u64>,
+    /// Scenario sessions connected again after the server closed their connection (or
+    /// it dropped).
+    pub reconnects: u64,
 }
 
 impl Totals {
@@ -171,6 +316,13 @@ pub struct RunHistograms {
     pub rtt_intended: LatencyHistogram,
     /// Round-trip time from the actual send time (for comparison with other tools).
     pub rtt_actual: LatencyHistogram,
+    /// Send-schedule lag: how long after its intended time each paced message was
+    /// written (the built-in protocol and scripted requests).
+    pub send_lag: LatencyHistogram,
+    /// How late the agents' ~100 ms probe timers fired (see [`super::saturation`]).
+    pub agent_lag: LatencyHistogram,
+    /// Scenario reconnects: from the lost connection to the new one open (backoff included).
+    pub reconnect: LatencyHistogram,
 }
 
 impl Default for RunHistograms {
@@ -180,6 +332,9 @@ impl Default for RunHistograms {
             session_event: new_histogram(),
             rtt_intended: new_histogram(),
             rtt_actual: new_histogram(),
+            send_lag: new_histogram(),
+            agent_lag: new_histogram(),
+            reconnect: new_histogram(),
         }
     }
 }
@@ -190,7 +345,10 @@ impl RunHistograms {
         self.connect.add(&other.connect)?;
         self.session_event.add(&other.session_event)?;
         self.rtt_intended.add(&other.rtt_intended)?;
-        self.rtt_actual.add(&other.rtt_actual)
+        self.rtt_actual.add(&other.rtt_actual)?;
+        self.send_lag.add(&other.send_lag)?;
+        self.agent_lag.add(&other.agent_lag)?;
+        self.reconnect.add(&other.reconnect)
     }
 }
 
@@ -211,10 +369,17 @@ pub struct Window {
     pub responses: u64,
     /// Server events received during the second.
     pub server_events: u64,
+    /// Scenario sessions connected again during the second.
+    pub reconnects: u64,
     /// Errors during the second, by kind.
     pub errors: BTreeMap<String, u64>,
     /// RTT from intended send for responses received this second, merged across agents.
     pub rtt: LatencyHistogram,
+    /// Named scenario steps this second.
+    pub steps: BTreeMap<String, StepStats>,
+    /// Agents saturated this second, as `NAME (cpu 97% of 1 core, lag p99 80ms)`
+    /// (see [`super::saturation`]).
+    pub saturated: Vec<String>,
 }
 
 impl Window {
@@ -228,14 +393,20 @@ impl Window {
             messages_sent: 0,
             responses: 0,
             server_events: 0,
+            reconnects: 0,
             errors: BTreeMap::new(),
             rtt: new_histogram(),
+            steps: BTreeMap::new(),
+            saturated: Vec::new(),
         }
     }
 
     /// Adds another agent's window for the same second (counts summed, histograms merged).
     pub fn merge(&mut self, other: &Window) -> Result<(), hdrhistogram::AdditionError> {
         self.merge_counts(other);
+        for (name, s) in &other.steps {
+            self.steps.entry(name.clone()).or_default().latency.add(&s.latency)?;
+        }
         self.rtt.add(&other.rtt)
     }
 
@@ -250,9 +421,14 @@ impl Window {
         self.messages_sent += other.messages_sent;
         self.responses += other.responses;
         self.server_events += other.server_events;
+        self.reconnects += other.reconnects;
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_insert(0) += n;
         }
+        for (name, s) in &other.steps {
+            self.steps.entry(name.clone()).or_default().merge_counts(s);
+        }
+        self.saturated.extend(other.saturated.iter().cloned());
     }
 
     /// Sum of `errors` over all kinds in this second.
@@ -297,6 +473,8 @@ pub struct AgentReport {
     pub throttled: Duration,
     /// True if the agent was lost during the run (stream broke / heartbeats stopped).
     pub lost: bool,
+    /// Its CPU use and timer lag, one sample per second it reported.
+    pub load: Vec<super::saturation::LoadSample>,
 }
 
 /// One resource sample of an agent.

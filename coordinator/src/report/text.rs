@@ -1,10 +1,13 @@
 //! `results.txt`: the reference's fields, computed correctly, plus percentiles,
-//! errors by kind, per-agent lines and threshold results.
+//! errors by kind, per-agent lines and threshold results; for scripted scenarios also
+//! the named steps, handler counts and unexpected messages, and the server's close
+//! codes whenever it closed connections. Sections that would be empty are left out,
+//! so the built-in protocol's report reads as it always has.
 
 use std::fmt::Write as _;
 
-use super::format::{bytes, ms, ms_f, secs, short};
-use super::model::{LatencyHistogram, LatencyStats, RunOutcome, RunReport};
+use super::format::{bytes, close_code_name, ms, ms_f, secs, short};
+use super::model::{LatencyHistogram, LatencyStats, RunOutcome, RunReport, StepReport};
 
 /// Renders the whole `results.txt` content.
 pub fn render(report: &RunReport) -> String {
@@ -95,6 +98,12 @@ fn write_all(o: &mut String, r: &RunReport) -> std::fmt::Result {
     latency_line(o, "RTT (actual send)", &h.rtt_actual)?;
     latency_line(o, "Connect", &h.connect)?;
     latency_line(o, "Session event", &h.session_event)?;
+    latency_line(o, "Send lag (schedule)", &h.send_lag)?;
+    latency_line(o, "Agent timer lag", &h.agent_lag)?;
+    if !h.reconnect.is_empty() {
+        latency_line(o, "Reconnect (drop->open)", &h.reconnect)?;
+    }
+    steps(o, &r.steps)?;
 
     writeln!(o)?;
     writeln!(o, "Errors by kind:")?;
@@ -104,6 +113,7 @@ fn write_all(o: &mut String, r: &RunReport) -> std::fmt::Result {
     for (kind, n) in &t.errors {
         writeln!(o, "  {kind}: {n}")?;
     }
+    tallies(o, r)?;
 
     writeln!(o)?;
     writeln!(o, "Agents:")?;
@@ -135,6 +145,8 @@ fn write_all(o: &mut String, r: &RunReport) -> std::fmt::Result {
         )?;
     }
 
+    generator_load(o, r)?;
+
     writeln!(o)?;
     writeln!(o, "Thresholds:")?;
     if r.thresholds.is_empty() {
@@ -154,6 +166,47 @@ fn write_all(o: &mut String, r: &RunReport) -> std::fmt::Result {
             writeln!(o, "  all {} thresholds passed", r.thresholds.len())?;
         } else {
             writeln!(o, "  {failed} of {} thresholds FAILED", r.thresholds.len())?;
+        }
+    }
+    Ok(())
+}
+
+/// Was the generator the bottleneck? Each agent's CPU and timer lag, and the seconds
+/// in which one was saturated.
+fn generator_load(o: &mut String, r: &RunReport) -> std::fmt::Result {
+    use super::saturation::{self, CPU_BOUND, LAG_BOUND};
+    writeln!(o)?;
+    let seconds = saturation::saturated_seconds(r);
+    writeln!(
+        o,
+        "Generator load (saturated: CPU >= {:.0}% of an agent's cores or timer lag p99 > {} ms):",
+        CPU_BOUND * 100.0,
+        LAG_BOUND.as_millis()
+    )?;
+    for a in r.agents.iter().filter(|a| !a.load.is_empty()) {
+        let cpu = a.load.iter().map(|s| s.cpu_share()).fold(0.0, f64::max);
+        let lag_max = a.load.iter().map(|s| s.lag_max_us).max().unwrap_or(0);
+        let bad = a.load.iter().filter(|s| s.saturated()).count();
+        writeln!(
+            o,
+            "  {}: cpu max {:.0}% of {} core(s), timer lag max {}, saturated {} of {} s",
+            a.name,
+            cpu * 100.0,
+            a.load[0].cores,
+            ms(lag_max),
+            bad,
+            a.load.len()
+        )?;
+    }
+    if seconds == 0 {
+        writeln!(o, "  no agent was saturated")?;
+    } else {
+        writeln!(
+            o,
+            "  SATURATED in {seconds} s: latencies of those seconds include the generator's own delay"
+        )?;
+        for line in saturation::agent_lines(r) {
+            writeln!(o, "  {line}")?;
         }
     }
     Ok(())
@@ -184,4 +237,102 @@ fn latency_line(o: &mut String, name: &str, h: &LatencyHistogram) -> std::fmt::R
             ms(s.max)
         ),
     }
+}
+
+/// The "Scenario steps" table, in plan order; nothing without named steps.
+fn steps(o: &mut String, steps: &[StepReport]) -> std::fmt::Result {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let w = steps.iter().map(|s| s.name.chars().count()).max().unwrap_or(0).max(22);
+    writeln!(o)?;
+    writeln!(
+        o,
+        "Scenario steps (merged HDR histograms; latency by kind: connect = connect time, request = RTT from \
+         the intended send, expect = wait, ping = pong RTT, close = close handshake, listen = fan-out latency)"
+    )?;
+    writeln!(
+        o,
+        "  {:<w$} {:<8} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "step", "kind", "ok", "failed", "messages", "p50", "p90", "p99", "p99.9", "max"
+    )?;
+    for step in steps {
+        let s = &step.stats;
+        write!(
+            o,
+            "  {:<w$} {:<8} {:>9} {:>9} {:>9}",
+            step.name, step.kind, s.ok, s.failed, s.messages
+        )?;
+        match LatencyStats::from_histogram(&s.latency) {
+            None => writeln!(o, " (no latency samples)")?,
+            Some(l) => writeln!(
+                o,
+                " {:>12} {:>12} {:>12} {:>12} {:>12}",
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.p999),
+                ms(l.max)
+            )?,
+        }
+        let reach = step.fanout.map(|f| {
+            let pct = if f.expected == 0 {
+                "n/a".to_owned()
+            } else {
+                format!("{:.3} %", f.reach() * 100.0)
+            };
+            format!("expected {}, delivered {} (reach {pct}), ", f.expected, f.delivered)
+        });
+        if reach.is_some() || s.duplicates + s.out_of_order > 0 {
+            writeln!(
+                o,
+                "  {:<w$}   fan-out: {}duplicates {}, out of order {}",
+                "",
+                reach.unwrap_or_default(),
+                s.duplicates,
+                s.out_of_order
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Handler counts, unexpected messages and server close codes, each only when there
+/// is something to show.
+fn tallies(o: &mut String, r: &RunReport) -> std::fmt::Result {
+    let t = &r.totals;
+    if !t.counts.is_empty() {
+        writeln!(o)?;
+        writeln!(o, "Handler counts:")?;
+        for (name, n) in &t.counts {
+            writeln!(o, "  {name}: {n}")?;
+        }
+    }
+    if t.reconnects > 0 {
+        writeln!(o)?;
+        writeln!(
+            o,
+            "Reconnects:           {} (sessions connected again after the server closed or dropped their connection)",
+            t.reconnects
+        )?;
+    }
+    if t.unexpected_messages > 0 {
+        writeln!(o)?;
+        writeln!(
+            o,
+            "Unexpected messages:  {} (claimed by no step, pending request or handler)",
+            t.unexpected_messages
+        )?;
+    }
+    if !t.close_codes.is_empty() {
+        writeln!(o)?;
+        writeln!(o, "Server close codes:")?;
+        for (code, n) in &t.close_codes {
+            match close_code_name(*code) {
+                Some(name) => writeln!(o, "  {code} ({name}): {n}")?,
+                None => writeln!(o, "  {code}: {n}")?,
+            }
+        }
+    }
+    Ok(())
 }

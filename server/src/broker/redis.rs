@@ -33,9 +33,33 @@ end
 return 0
 ";
 
+/// Why the Redis broker cannot be set up from its URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisSetupError {
+    /// The URL is not a Redis URL.
+    #[error("invalid --redis-url '{url}': {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// The redis crate's reason, on one line.
+        reason: String,
+    },
+    /// The connection manager could not be created.
+    #[error("cannot set up redis at '{url}': {reason}")]
+    Setup {
+        /// The URL as given.
+        url: String,
+        /// The redis crate's reason, on one line.
+        reason: String,
+    },
+}
+
 /// Checks a Redis URL, with an error that names the flag.
-pub fn parse_url(url: &str) -> Result<Client, String> {
-    Client::open(url).map_err(|e| format!("invalid --redis-url '{url}': {}", describe(&e)))
+pub fn parse_url(url: &str) -> Result<Client, RedisSetupError> {
+    Client::open(url).map_err(|e| RedisSetupError::InvalidUrl {
+        url: url.to_owned(),
+        reason: describe(&e),
+    })
 }
 
 /// A one-line description of a Redis error.
@@ -60,7 +84,7 @@ pub struct RedisBroker {
 
 impl RedisBroker {
     /// A broker for `url`. Connects lazily: a Redis that is down at start is survived.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, RedisSetupError> {
         let client = parse_url(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -68,8 +92,11 @@ impl RedisBroker {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("cannot set up redis at '{url}': {}", describe(&e)))?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| RedisSetupError::Setup {
+                url: url.to_owned(),
+                reason: describe(&e),
+            })?;
         Ok(Self {
             client,
             conn,
@@ -187,7 +214,7 @@ impl RedisBroker {
     }
 
     /// One subscription, until the connection breaks or `shutdown`.
-    async fn subscribe_once(&self, tx: &mpsc::Sender<Bytes>, shutdown: &CancellationToken) -> Result<(), String> {
+    async fn subscribe_once(&self, tx: &mpsc::Sender<Bytes>, shutdown: &CancellationToken) -> Result<(), BrokerError> {
         let connect = async {
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.subscribe(SERVER_EVENT_CHANNEL).await?;
@@ -195,8 +222,8 @@ impl RedisBroker {
         };
         let mut pubsub = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(p)) => p,
-            Ok(Err(e)) => return Err(describe(&e)),
-            Err(_) => return Err(format!("timed out after {:?}", self.timeout)),
+            Ok(Err(e)) => return Err(BrokerError::Unavailable(describe(&e))),
+            Err(_) => return Err(BrokerError::Timeout(self.timeout)),
         };
         self.subscribed.store(true, Ordering::Relaxed);
         tracing::info!(channel = SERVER_EVENT_CHANNEL, "subscribed to server events");
@@ -227,7 +254,12 @@ mod tests {
 
     #[test]
     fn bad_urls_name_the_flag() {
-        assert!(parse_url("http://localhost").unwrap_err().contains("--redis-url"));
+        let e = parse_url("http://localhost").unwrap_err();
+        assert!(matches!(&e, RedisSetupError::InvalidUrl { url, .. } if url == "http://localhost"));
+        assert!(
+            e.to_string().starts_with("invalid --redis-url 'http://localhost': "),
+            "{e}"
+        );
         assert!(parse_url("redis://127.0.0.1:6379").is_ok());
     }
 }
