@@ -116,7 +116,19 @@ struct Stack {
 impl Stack {
     fn start() -> Self {
         let redis = Redis::start();
-        let server = WsServer::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
+        // Never shedding: these tests are about accounting under faults (overload.rs
+        // covers shedding, which a slow setup on a busy machine could trigger here).
+        let server = WsServer::start(
+            12,
+            &[
+                "--redis-url",
+                &redis.url(),
+                "--server-event-interval",
+                "0",
+                "--shed-latency",
+                "0",
+            ],
+        );
         let nginx = Nginx::start(&server.ports());
         Stack { redis, server, nginx }
     }

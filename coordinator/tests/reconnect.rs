@@ -64,10 +64,11 @@ async fn held_echo_server() -> Restarter {
     server
 }
 
-/// Waits until the server holds `sessions` open connections.
+/// Waits until the server holds `sessions` open connections, each waiting for the
+/// (held) reply to its first request.
 async fn all_open(counts: &Counts, sessions: u64) {
     wait_until_async(Duration::from_secs(30), "every session connected", || async {
-        n(&counts.open) == sessions && n(&counts.accepted) == sessions
+        n(&counts.open) == sessions && n(&counts.accepted) == sessions && n(&counts.received) == sessions
     })
     .await
     .unwrap();

@@ -23,7 +23,7 @@ fn worker_pid(port: u16) -> Option<i32> {
 #[tokio::test]
 async fn killed_worker_returns_on_the_same_port_others_keep_sessions() {
     let redis = Redis::start();
-    let server = WsServer::start(12, &["--redis-url", &redis.url()]);
+    let server = WsServer::start(12, &["--redis-url", &redis.url(), "--server-event-interval", "0"]);
     let mut sessions = Vec::new();
     for port in server.ports() {
         sessions.push((port, open_session(&server.url(port)).await.0));

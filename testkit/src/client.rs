@@ -62,6 +62,18 @@ pub async fn roundtrip(ws: &mut Ws, text: &str) -> Value {
     next_json(ws).await
 }
 
+/// Sends a text message and returns the reply, skipping the periodic server events
+/// that may come before it.
+pub async fn reply_to(ws: &mut Ws, text: &str) -> Value {
+    ws.send(Message::text(text)).await.expect("send");
+    loop {
+        let v = next_json(ws).await;
+        if v["type"] != "server-event" {
+            return v;
+        }
+    }
+}
+
 /// Reads until the server closes; returns the close code (None on a bare EOF or when
 /// nothing closes within 10 s).
 pub async fn close_code(ws: &mut Ws) -> Option<u16> {

@@ -33,7 +33,7 @@ pub mod wait;
 pub mod ws_server;
 
 pub use browser::Browser;
-pub use client::{close_code, connect, next_json, open_session, roundtrip, Ws};
+pub use client::{close_code, connect, next_json, open_session, reply_to, roundtrip, Ws};
 pub use generator::{agent_process, coordinator_serve};
 pub use metrics::{metric, scrape};
 pub use nginx::Nginx;

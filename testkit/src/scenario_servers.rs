@@ -154,27 +154,33 @@ pub async fn known_delay_server() -> (std::net::SocketAddr, Arc<Counts>) {
 }
 
 /// A chat room: every text message any connection sends goes to every connection
-/// (the sender too), in the order the room received them.
-pub async fn chat_server() -> (std::net::SocketAddr, Arc<Counts>) {
+/// (the sender too), in the order the room received them. Posts wait until `members`
+/// connections have joined, so a test's listeners hear every post however slowly
+/// they connected.
+pub async fn chat_server(members: usize) -> (std::net::SocketAddr, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the chat server");
     let addr = listener.local_addr().expect("its address");
     let counts = Arc::new(Counts::default());
     let (room, _) = broadcast::channel::<Message>(65_536);
+    let joined = watch::Sender::new(0usize);
     let c = counts.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let (counts, room) = (c.clone(), room.clone());
+            let (counts, room, joined) = (c.clone(), room.clone(), joined.clone());
             tokio::spawn(async move {
                 let Some(ws) = accept(tcp).await else { return };
                 counts.accepted.fetch_add(1, Ordering::SeqCst);
                 counts.open.fetch_add(1, Ordering::SeqCst);
                 let mut heard = room.subscribe();
+                joined.send_modify(|n| *n += 1);
+                let mut everyone = joined.subscribe();
                 let (mut tx, mut rx) = ws.split();
                 loop {
                     tokio::select! {
                         m = rx.next() => match m {
                             Some(Ok(m @ Message::Text(_))) => {
                                 counts.received.fetch_add(1, Ordering::SeqCst);
+                                let _ = everyone.wait_for(|n| *n >= members).await;
                                 let _ = room.send(m);
                             }
                             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,

@@ -76,11 +76,16 @@ pub fn write_all(report: &RunReport, out_dir: &Path) -> Result<Vec<PathBuf>, Rep
     Ok(written)
 }
 
+/// Writes `dir/name` through a temporary file and a rename, so a reader that polls for
+/// the file (a script waiting for `results.json`) never sees it half written.
 fn write_file(dir: &Path, name: &str, content: &str) -> Result<PathBuf, ReportError> {
     let path = dir.join(name);
-    std::fs::write(&path, content).map_err(|source| ReportError::Io {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let io = |source| ReportError::Io {
         path: path.clone(),
         source,
-    })?;
+    };
+    std::fs::write(&tmp, content).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
     Ok(path)
 }
