@@ -297,6 +297,9 @@ async fn frozen_agent_is_lost_by_heartbeat_and_abort_policy_ends_the_run() {
     assert_eq!(code, wsload_coordinator::exit::RUN_FAILED);
     assert_eq!(f.summary.run_state(), RunState::Aborted);
     assert_eq!(f.summary.state_reason, "agent frozen lost (--on-agent-loss abort)");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Lost after ~2-3 s (heartbeat timeout, grace), then up to 5 s of drain and the
+    // debug build's report: a run that waited on the frozen agent fails here.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "{took:?}");
     assert_eq!(f.summary.lost_agents, vec!["frozen".to_string()]);
 }
