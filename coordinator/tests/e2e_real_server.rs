@@ -13,19 +13,7 @@ use wsload_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agent_processes_against_real_server_add_up_exactly() {
-    let redis = Redis::start();
-    let server = WsServer::start(
-        12,
-        &[
-            "--redis-url",
-            &redis.url(),
-            "--server-event-interval",
-            "0",
-            "--shed-latency",
-            "0",
-        ],
-    );
-    let nginx = Nginx::start(&server.ports());
+    let Stack { redis, server, nginx } = Stack::for_accounting();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let coord = format!("http://{}", listener.local_addr().unwrap());
     let out = out_dir("e2e");

@@ -114,22 +114,9 @@ struct Stack {
 }
 
 impl Stack {
+    /// The test kit's stack for exact accounting (no server events, no shedding).
     fn start() -> Self {
-        let redis = Redis::start();
-        // Never shedding: these tests are about accounting under faults (overload.rs
-        // covers shedding, which a slow setup on a busy machine could trigger here).
-        let server = WsServer::start(
-            12,
-            &[
-                "--redis-url",
-                &redis.url(),
-                "--server-event-interval",
-                "0",
-                "--shed-latency",
-                "0",
-            ],
-        );
-        let nginx = Nginx::start(&server.ports());
+        let wsload_testkit::Stack { redis, server, nginx } = wsload_testkit::Stack::for_accounting();
         Stack { redis, server, nginx }
     }
 

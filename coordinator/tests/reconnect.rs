@@ -74,6 +74,26 @@ async fn all_open(counts: &Counts, sessions: u64) {
     .unwrap();
 }
 
+/// Runs `sessions` sessions of [`echo_plan`]`(policy, iterations)` against a held echo
+/// server that, once every session is open, closes them all with 1012 (a deploy) and
+/// then answers: the server's counts, the exit code and the finished run.
+async fn through_a_deploy(
+    out: &std::path::Path,
+    sessions: u64,
+    policy: &str,
+    iterations: u64,
+) -> (std::sync::Arc<Counts>, u8, Finished) {
+    let server = held_echo_server().await;
+    let counts = server.counts();
+    let target = format!("ws://{}/", server.addr());
+    let run = start_plan(out, &target, sessions, &echo_plan(policy, iterations));
+    all_open(&counts, sessions).await;
+    server.close_all(1012);
+    server.hold_replies(false);
+    let (code, f) = run.await.unwrap();
+    (counts, code, f)
+}
+
 /// Messages sent = responses + requests dropped with their connection, exactly, on
 /// the totals and on the named step.
 fn assert_every_message_accounted(f: &Finished) {
@@ -87,19 +107,9 @@ fn assert_every_message_accounted(f: &Finished) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_reconnect_after_the_server_closes_them() {
     const N: u64 = 20;
-    let server = held_echo_server().await;
-    let counts = server.counts();
     let out = out_dir("reconnect-once");
-    let run = start_plan(
-        &out,
-        &format!("ws://{}/", server.addr()),
-        N,
-        &echo_plan(r#"{ attempts = 3, backoff = "20ms", max_backoff = "200ms" }"#, 30),
-    );
-    all_open(&counts, N).await;
-    server.close_all(1012);
-    server.hold_replies(false);
-    let (code, f) = run.await.unwrap();
+    let policy = r#"{ attempts = 3, backoff = "20ms", max_backoff = "200ms" }"#;
+    let (counts, code, f) = through_a_deploy(&out, N, policy, 30).await;
     let t = &f.report.totals;
     assert_eq!(code, 0, "{:?}", f.summary);
     assert_eq!(n(&counts.closed), N, "the server closed each session once");
@@ -155,19 +165,9 @@ async fn sessions_reconnect_after_the_server_closes_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thundering_herd_comes_back_spread_by_the_jitter() {
     const N: u64 = 200;
-    let server = held_echo_server().await;
-    let counts = server.counts();
     let out = out_dir("reconnect-herd");
-    let run = start_plan(
-        &out,
-        &format!("ws://{}/", server.addr()),
-        N,
-        &echo_plan(r#"{ attempts = 2, backoff = "500ms", max_backoff = "500ms" }"#, 25),
-    );
-    all_open(&counts, N).await;
-    server.close_all(1012);
-    server.hold_replies(false);
-    let (code, f) = run.await.unwrap();
+    let policy = r#"{ attempts = 2, backoff = "500ms", max_backoff = "500ms" }"#;
+    let (counts, code, f) = through_a_deploy(&out, N, policy, 25).await;
     let t = &f.report.totals;
     assert_eq!(code, 0, "{:?}", f.summary);
     assert_eq!(t.reconnects, N, "every session came back");

@@ -341,19 +341,7 @@ async fn bad_scenarios_exit_2_naming_the_place() {
 async fn ws_server_publish_reaches_every_listener_on_every_instance() {
     const LISTENERS: u64 = 240;
     const EVENTS: u64 = 5;
-    let redis = Redis::start();
-    let server = WsServer::start(
-        12,
-        &[
-            "--redis-url",
-            &redis.url(),
-            "--server-event-interval",
-            "0",
-            "--shed-latency",
-            "0",
-        ],
-    );
-    let nginx = Nginx::start(&server.ports());
+    let Stack { redis, server, nginx } = Stack::for_accounting();
     let body = format!(
         r#"
 [[scenario]]

@@ -9,6 +9,7 @@
 //!   test ends, however it ends.
 //! - [`client`], [`plain_http`], [`metrics`]: a WebSocket client (tokio-tungstenite),
 //!   `/healthz`, and a parser of `/metrics` (Prometheus text or OpenMetrics).
+//! - [`stack`]: Redis, 12 workers and nginx together, as deployed.
 //! - [`seed`], [`seed_server`]: the seed protocol's events from the one fixture file,
 //!   and a small server that speaks them with a chosen reply delay.
 //! - [`browser`]: headless Chromium over its DevTools protocol (evaluate, screenshot).
@@ -29,6 +30,7 @@ pub mod redis_server;
 pub mod scenario_servers;
 pub mod seed;
 pub mod seed_server;
+pub mod stack;
 pub mod wait;
 pub mod ws_server;
 
@@ -44,5 +46,6 @@ pub use process::{rss_kb, workspace_bin, Proc, Signal};
 pub use redis_server::Redis;
 pub use seed::assert_seed_shape;
 pub use seed_server::{test_ws_server, test_ws_server_with, Stats};
+pub use stack::Stack;
 pub use wait::{wait_until, wait_until_async, TimedOut};
 pub use ws_server::{run_ws_server, WsServer};
