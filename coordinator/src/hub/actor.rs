@@ -705,11 +705,10 @@ mod tests {
     use crate::hub::{Hub, HubConfig, OnAgentLoss, OutDir, RunRequest};
     use crate::plan::PlanArgs;
 
-    /// An agent whose queue cannot take the Start is lost (never silently skipped):
-    /// its link is dropped and the run reports it.
-    #[tokio::test]
-    async fn an_agent_that_cannot_take_a_message_is_lost_and_reported() {
-        let out = std::env::temp_dir().join(format!("wsload-hub-undeliverable-{}", std::process::id()));
+    /// A hub writing reports under a temporary `wsload-hub-<name>-<pid>` (removed by the
+    /// test), with a long heartbeat timeout: its task, its shutdown and that folder.
+    fn test_hub(name: &str) -> (Hub, tokio::task::JoinHandle<()>, CancellationToken, std::path::PathBuf) {
+        let out = std::env::temp_dir().join(format!("wsload-hub-{name}-{}", std::process::id()));
         let config = HubConfig {
             out: OutDir::Exact(out.clone()),
             agent_wait: Duration::from_secs(5),
@@ -718,6 +717,14 @@ mod tests {
         };
         let cancel = CancellationToken::new();
         let (hub, task) = Hub::spawn(config, cancel.clone());
+        (hub, task, cancel, out)
+    }
+
+    /// An agent whose queue cannot take the Start is lost (never silently skipped):
+    /// its link is dropped and the run reports it.
+    #[tokio::test]
+    async fn an_agent_that_cannot_take_a_message_is_lost_and_reported() {
+        let (hub, task, cancel, out) = test_hub("undeliverable");
         // Room for two messages, and nobody reading: the Welcome and the Assign fit,
         // the Start does not.
         let (tx, mut rx) = mpsc::channel(2);
@@ -767,15 +774,7 @@ mod tests {
     #[tokio::test]
     async fn a_reconnect_within_grace_resumes_the_run_and_reports_are_taken_once() {
         use wsload_proto::pb::{agent_message, AgentMessage, Counters, MetricWindow};
-        let out = std::env::temp_dir().join(format!("wsload-hub-resume-{}", std::process::id()));
-        let config = HubConfig {
-            out: OutDir::Exact(out.clone()),
-            agent_wait: Duration::from_secs(5),
-            heartbeat_timeout: Duration::from_secs(60),
-            store: None,
-        };
-        let cancel = CancellationToken::new();
-        let (hub, task) = Hub::spawn(config, cancel.clone());
+        let (hub, task, cancel, out) = test_hub("resume");
         let hello = Hello {
             name: "cut".into(),
             agent_id: "agent-1".into(),
