@@ -61,6 +61,16 @@ fn small_plan(target: String) -> wsload_proto::pb::Plan {
     }
 }
 
+/// StartRun of `plan` with `c`'s token, waiting for `min_agents` agents: the run id.
+async fn start(c: &mut Client, plan: wsload_proto::pb::Plan, min_agents: u32) -> Result<String, tonic::Status> {
+    let req = StartRunRequest {
+        plan: Some(plan),
+        min_agents,
+        ..Default::default()
+    };
+    c.start_run(req).await.map(|r| r.into_inner().run_id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_token_is_refused_what_its_role_does_not_grant() {
     let (addr, _stats) = test_ws_server(Duration::from_millis(1)).await;
@@ -96,11 +106,7 @@ async fn each_role_token_is_refused_what_its_role_does_not_grant() {
 
     // An agent token cannot start, stop or read runs.
     let mut a = client(&url, AGENT).await;
-    let e = a
-        .start_run(StartRunRequest {
-            plan: Some(small_plan(format!("ws://{addr}/ws"))),
-            ..Default::default()
-        })
+    let e = start(&mut a, small_plan(format!("ws://{addr}/ws")), 0)
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
@@ -133,24 +139,11 @@ async fn each_role_token_is_refused_what_its_role_does_not_grant() {
     })
     .await
     .unwrap();
-    let e = v
-        .start_run(StartRunRequest {
-            plan: Some(small_plan(format!("ws://{addr}/ws"))),
-            ..Default::default()
-        })
+    let e = start(&mut v, small_plan(format!("ws://{addr}/ws")), 0)
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    let run_id = c
-        .start_run(StartRunRequest {
-            plan: Some(small_plan(format!("ws://{addr}/ws"))),
-            min_agents: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .run_id;
+    let run_id = start(&mut c, small_plan(format!("ws://{addr}/ws")), 1).await.unwrap();
     let e = v.stop_run(StopRunRequest { run_id: run_id.clone() }).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     let mut watch = v
@@ -195,13 +188,7 @@ async fn oversize_messages_and_plans_are_refused_naming_the_limit() {
         "ws://{addr}/ws?{}",
         "x".repeat(wsload_proto::limits::MAX_MESSAGE_BYTES)
     ));
-    let e = c
-        .start_run(StartRunRequest {
-            plan: Some(huge),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let e = start(&mut c, huge, 0).await.unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e}");
     assert!(
         e.message().contains(&format!(
@@ -214,13 +201,7 @@ async fn oversize_messages_and_plans_are_refused_naming_the_limit() {
     // A plan above a plan limit: INVALID_ARGUMENT naming it.
     let mut many = small_plan(format!("ws://{addr}/ws"));
     many.scenarios = vec![Default::default(); wsload_coordinator::plan_limits::MAX_SCENARIOS + 1];
-    let e = c
-        .start_run(StartRunRequest {
-            plan: Some(many),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let e = start(&mut c, many, 0).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert_eq!(
         e.message(),
@@ -255,16 +236,7 @@ async fn oversize_messages_and_plans_are_refused_naming_the_limit() {
     .validate()
     .unwrap();
     assert!(prost::Message::encoded_len(&plan.to_pb()) > 30 * 1024 * 1024);
-    let run_id = c
-        .start_run(StartRunRequest {
-            plan: Some(plan.to_pb()),
-            min_agents: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .run_id;
+    let run_id = start(&mut c, plan.to_pb(), 1).await.unwrap();
     let s = wait_finished(&mut c, &run_id).await;
     assert_eq!(
         (s.run_state(), s.sessions_completed, s.responses),
