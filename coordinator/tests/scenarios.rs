@@ -191,7 +191,7 @@ name = "timed"
 /// The seed protocol written as steps gives the same totals as the built-in path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_protocol_as_steps_matches_the_builtin() {
-    let server = WsServer::start(1, &["--broker", "memory", "--server-event-interval", "0"]);
+    let server = WsServer::memory(&[]);
     let url = server.url(server.port(0));
     let builtin = run_plan("sc-builtin", &url, 30, "messages-per-session = 5\n", &[]).await;
     let steps = r#"

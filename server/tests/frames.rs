@@ -153,7 +153,7 @@ impl Raw {
 
 #[tokio::test]
 async fn a_frame_cut_at_every_byte_boundary_arrives_as_one_message() {
-    let server = WsServer::start(1, &["--broker", "memory", "--server-event-interval", "0"]);
+    let server = WsServer::memory(&[]);
     let mut raw = Raw::session(server.port(0)).await;
     let mut count = 0;
     // 7-bit and 16-bit lengths: every cut in the header, the mask key and the payload.
@@ -187,7 +187,7 @@ async fn a_frame_cut_at_every_byte_boundary_arrives_as_one_message() {
 
 #[tokio::test]
 async fn frames_sent_with_the_handshake_are_answered() {
-    let server = WsServer::start(1, &["--broker", "memory", "--server-event-interval", "0"]);
+    let server = WsServer::memory(&[]);
     // hyper reads these bytes with the request; the connection takes them over.
     let mut early = last(PING, b"early", [1, 2, 3, 4]);
     early.extend(last(TEXT, b"right behind the handshake", [5, 6, 7, 8]));
@@ -203,17 +203,7 @@ async fn frames_sent_with_the_handshake_are_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_connections_hold_partial_frames_at_once() {
     const N: usize = 2000;
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--max-connections",
-            "5000",
-        ],
-    );
+    let server = WsServer::memory(&["--max-connections", "5000"]);
     let port = server.port(0);
     let mut clients = Vec::with_capacity(N);
     for chunk in 0..N / 100 {
@@ -261,17 +251,7 @@ async fn thousands_of_connections_hold_partial_frames_at_once() {
 
 #[tokio::test]
 async fn fragmented_messages_with_control_frames_between_fragments() {
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--max-payload",
-            "100",
-        ],
-    );
+    let server = WsServer::memory(&["--max-payload", "100"]);
     let port = server.port(0);
     let mask = [0xa, 0xb, 0xc, 0xd];
     let mut raw = Raw::session(port).await;
@@ -321,17 +301,7 @@ async fn fragmented_messages_with_control_frames_between_fragments() {
 
 #[tokio::test]
 async fn compressed_fragmented_messages() {
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--compression-threshold",
-            "0",
-        ],
-    );
+    let server = WsServer::memory(&["--compression-threshold", "0"]);
     let (mut raw, headers) = Raw::open(server.port(0), Some("permessage-deflate; client_max_window_bits"), &[]).await;
     assert!(
         headers.to_ascii_lowercase().contains(

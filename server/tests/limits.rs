@@ -8,17 +8,7 @@ use wsload_testkit::*;
 
 #[tokio::test]
 async fn upgrades_beyond_max_connections_get_503() {
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--max-connections",
-            "2",
-        ],
-    );
+    let server = WsServer::memory(&["--max-connections", "2"]);
     let url = server.url(server.port(0));
     let (_a, _) = open_session(&url).await;
     let (_b, _) = open_session(&url).await;
@@ -32,17 +22,7 @@ async fn upgrades_beyond_max_connections_get_503() {
 
 #[tokio::test]
 async fn slow_consumer_is_closed_with_1008() {
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--max-backpressure",
-            "16KiB",
-        ],
-    );
+    let server = WsServer::memory(&["--max-backpressure", "16KiB"]);
     let port = server.port(0);
     let (mut ws, _) = open_session(&server.url(port)).await;
     // Send without reading: the responses pile up in the kernel buffers, then in the
@@ -156,17 +136,7 @@ async fn slow_consumer_loses_server_events_first() {
 #[tokio::test]
 async fn a_client_that_never_sends_its_handshake_is_dropped() {
     use tokio::io::AsyncReadExt;
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--handshake-timeout",
-            "500ms",
-        ],
-    );
+    let server = WsServer::memory(&["--handshake-timeout", "500ms"]);
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port(0)))
         .await
         .unwrap();

@@ -188,17 +188,7 @@ async fn periodic_server_events_have_exactly_one_publisher() {
 async fn permessage_deflate_with_python_websockets() {
     // Threshold 0: the server compresses its (small) responses too, so both
     // directions carry compressed frames.
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--compression-threshold",
-            "0",
-        ],
-    );
+    let server = WsServer::memory(&["--compression-threshold", "0"]);
     let body = r#"
         ext = hdrs.get("Sec-WebSocket-Extensions", "")
         assert "permessage-deflate" in ext, ext
@@ -222,17 +212,7 @@ async fn permessage_deflate_with_python_websockets() {
 
 #[tokio::test]
 async fn compression_can_be_turned_off() {
-    let server = WsServer::start(
-        1,
-        &[
-            "--broker",
-            "memory",
-            "--server-event-interval",
-            "0",
-            "--compression",
-            "false",
-        ],
-    );
+    let server = WsServer::memory(&["--compression", "false"]);
     let body = r#"
         print("ext=" + hdrs.get("Sec-WebSocket-Extensions", ""))"#;
     let out = deflate_client(&server.url(server.port(0)), body).await;
@@ -260,17 +240,7 @@ async fn read_raw_frame<R: tokio::io::AsyncRead + Unpin>(s: &mut R) -> (u8, Vec<
 async fn server_frames_are_compressed_on_the_wire() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     for (threshold, expect_compressed) in [("0", true), ("256", false)] {
-        let server = WsServer::start(
-            1,
-            &[
-                "--broker",
-                "memory",
-                "--server-event-interval",
-                "0",
-                "--compression-threshold",
-                threshold,
-            ],
-        );
+        let server = WsServer::memory(&["--compression-threshold", threshold]);
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port(0)))
             .await
             .unwrap();

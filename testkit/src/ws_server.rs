@@ -61,6 +61,14 @@ impl WsServer {
         Self::spawn(usize::from(instances), &args, |_| Vec::new())
     }
 
+    /// One instance with the embedded memory broker and no periodic server events
+    /// (every frame a client gets is one it asked for), plus `extra` flags.
+    pub fn memory(extra: &[&str]) -> Self {
+        let mut args = vec!["--broker", "memory", "--server-event-interval", "0"];
+        args.extend_from_slice(extra);
+        Self::start(1, &args)
+    }
+
     /// Starts one `ws-server [extra] worker` process (no supervisor) and waits until
     /// it is healthy.
     pub fn start_worker(extra: &[&str]) -> Self {
