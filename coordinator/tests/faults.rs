@@ -106,18 +106,26 @@ impl Load {
     }
 }
 
-/// The server stack: redis, 12 workers under the supervisor, nginx in front.
-struct Stack {
-    redis: Redis,
-    server: WsServer,
-    nginx: Nginx,
+/// The test kit's stack for exact accounting (Redis, 12 workers, nginx; no server
+/// events, no shedding), with the counters these tests read from it.
+struct Stack(wsload_testkit::Stack);
+
+impl std::ops::Deref for Stack {
+    type Target = wsload_testkit::Stack;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Stack {
-    /// The test kit's stack for exact accounting (no server events, no shedding).
     fn start() -> Self {
-        let wsload_testkit::Stack { redis, server, nginx } = wsload_testkit::Stack::for_accounting();
-        Stack { redis, server, nginx }
+        Stack(wsload_testkit::Stack::for_accounting())
     }
 
     /// The server's counters on `ports`, summed.
