@@ -123,11 +123,7 @@ pub fn agent_cap_refusal(plan: &Plan, agents: &[AgentCapacity]) -> Option<String
 mod tests {
     use super::*;
 
-    fn plan(args: &[&str]) -> Plan {
-        let mut v = vec!["--target", "ws://127.0.0.1:1/"];
-        v.extend_from_slice(args);
-        crate::plan::parse_for_tests(&v).unwrap()
-    }
+    use crate::plan::loopback_plan_for_tests as plan;
 
     #[test]
     fn held_sessions_overlap_across_batches() {

@@ -476,6 +476,14 @@ pub(crate) fn parse_for_tests(args: &[&str]) -> Result<Plan, PlanError> {
     T::parse_from(v).plan.validate()
 }
 
+/// [`parse_for_tests`] of a valid plan against a loopback target, plus `args`.
+#[cfg(test)]
+pub(crate) fn loopback_plan_for_tests(args: &[&str]) -> Plan {
+    let mut v = vec!["--target", "ws://127.0.0.1:1/"];
+    v.extend_from_slice(args);
+    parse_for_tests(&v).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_for_tests as parse;

@@ -107,11 +107,7 @@ pub fn max_active_share(max_active: u64, weight: u64, total_weight: u64) -> u64 
 mod tests {
     use super::*;
 
-    fn plan(args: &[&str]) -> Plan {
-        let mut v = vec!["--target", "ws://127.0.0.1:1/"];
-        v.extend_from_slice(args);
-        crate::plan::parse_for_tests(&v).unwrap()
-    }
+    use crate::plan::loopback_plan_for_tests as plan;
 
     #[test]
     fn batches_cover_every_session_once() {
