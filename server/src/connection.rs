@@ -49,7 +49,8 @@ thread_local! {
 }
 
 /// A broker call in flight, boxed: inline it would enlarge every idle connection.
-type BrokerCall = Pin<Box<dyn Future<Output = Result<i64, BrokerError>> + Send>>;
+/// It counts this many text messages at once and gives the counter after them.
+type BrokerCall = Pin<Box<dyn Future<Output = (u32, Result<i64, BrokerError>)> + Send>>;
 
 /// What the client asked for, in the order it asked, not yet answered.
 #[derive(Debug)]
@@ -152,7 +153,7 @@ struct Conn {
     reader: FrameReader,
     /// Read but not yet answered; empty (and unallocated) while idle.
     todo: VecDeque<Todo>,
-    /// The broker call answering the text message at the front of `todo`.
+    /// The broker call answering the text messages that were at the front of `todo`.
     call: Option<BrokerCall>,
     /// Encoded frames a write left unsent; empty (and unallocated) while idle.
     unsent: Vec<u8>,
@@ -257,33 +258,36 @@ impl Conn {
         let metrics = &self.instance.metrics;
         loop {
             if let Some(call) = self.call.as_mut() {
-                let Poll::Ready(result) = call.as_mut().poll(cx) else {
+                let Poll::Ready((texts, result)) = call.as_mut().poll(cx) else {
                     return None;
                 };
                 self.call = None;
-                let reply = match result {
-                    Ok(n) => {
-                        metrics.responses_sent.fetch_add(1, Ordering::Relaxed);
-                        protocol::response(n)
+                for i in (0..i64::from(texts)).rev() {
+                    let reply = match &result {
+                        Ok(count) => {
+                            metrics.responses_sent.fetch_add(1, Ordering::Relaxed);
+                            protocol::response(count - i)
+                        }
+                        Err(e) => {
+                            metrics.error(e.kind());
+                            protocol::error(&e.to_string())
+                        }
+                    };
+                    if let Some(end) = self.reply(reply) {
+                        return Some(end);
                     }
-                    Err(e) => {
-                        metrics.error(e.kind());
-                        protocol::error(&e.to_string())
-                    }
-                };
-                if let Some(end) = self.reply(reply) {
-                    return Some(end);
                 }
                 continue;
             }
             match self.todo.pop_front()? {
                 Todo::Texts(n) => {
-                    if n > 1 {
-                        self.todo.push_front(Todo::Texts(n - 1));
-                    }
-                    metrics.messages_received.fetch_add(1, Ordering::Relaxed);
+                    // Every text message read so far is counted in one broker call
+                    // (one HINCRBY by n); the replies carry the counter after each.
+                    metrics.messages_received.fetch_add(u64::from(n), Ordering::Relaxed);
                     let (broker, client) = (self.instance.broker.clone(), self.client.clone());
-                    self.call = Some(Box::pin(async move { broker.incr_message_count(&client.id).await }));
+                    self.call = Some(Box::pin(
+                        async move { (n, broker.incr_message_count(&client.id, n).await) },
+                    ));
                 }
                 Todo::Binary => {
                     metrics.error("binary");

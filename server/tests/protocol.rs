@@ -111,6 +111,45 @@ async fn redis_protocol_and_counts() {
     check_oversize_and_utf8(&url, 64 * 1024).await;
 }
 
+/// 100 text messages written at once, with a binary frame among them: the server
+/// counts what it read in a few broker calls, yet every reply comes in order with
+/// the counter after its own message, the binary frame's error in its place.
+async fn check_pipelined_burst(url: &str) -> String {
+    let (mut ws, session) = open_session(url).await;
+    for n in 1..=100 {
+        ws.feed(Message::text(format!("burst {n}"))).await.unwrap();
+        if n == 50 {
+            ws.feed(Message::binary(vec![1u8])).await.unwrap();
+        }
+    }
+    ws.flush().await.unwrap();
+    for n in 1..=100 {
+        let reply = next_json(&mut ws).await;
+        assert_eq!(reply["type"], "response", "{reply}");
+        assert_eq!(reply["messageCount"], n, "{reply}");
+        if n == 50 {
+            assert_eq!(next_json(&mut ws).await["type"], "error");
+        }
+    }
+    ws.close(None).await.unwrap();
+    session["sessionId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_pipelined_burst_is_counted_in_order() {
+    let (redis, server) = redis_server(1, &["--server-event-interval", "0"]);
+    let id = check_pipelined_burst(&server.url(server.port(0))).await;
+    let count: i64 = redis
+        .conn()
+        .await
+        .hget(format!("session:{id}"), "messageCount")
+        .await
+        .unwrap();
+    assert_eq!(count, 100, "Redis holds the count");
+    let memory = WsServer::memory(&[]);
+    check_pipelined_burst(&memory.url(memory.port(0))).await;
+}
+
 #[tokio::test]
 async fn memory_broker_protocol() {
     let server = WsServer::start(

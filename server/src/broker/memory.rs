@@ -47,10 +47,10 @@ impl MemoryBroker {
         Ok(())
     }
 
-    pub(super) fn incr_message_count(&self, id: &str) -> i64 {
+    pub(super) fn incr_message_count(&self, id: &str, by: u32) -> i64 {
         let mut sessions = self.sessions.lock().unwrap();
         let count = sessions.entry(id.to_owned()).or_insert(0);
-        *count += 1;
+        *count += i64::from(by);
         *count
     }
 

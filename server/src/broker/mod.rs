@@ -70,11 +70,12 @@ impl Broker {
         }
     }
 
-    /// Increments the session's `messageCount` and returns the new value, in one round trip.
-    pub async fn incr_message_count(&self, id: &str) -> Result<i64, BrokerError> {
+    /// Adds `by` messages to the session's `messageCount` and returns the new value,
+    /// in one round trip (a connection counts all the messages it has read at once).
+    pub async fn incr_message_count(&self, id: &str, by: u32) -> Result<i64, BrokerError> {
         match self {
-            Broker::Redis(b) => b.incr_message_count(id).await,
-            Broker::Memory(b) => Ok(b.incr_message_count(id)),
+            Broker::Redis(b) => b.incr_message_count(id, by).await,
+            Broker::Memory(b) => Ok(b.incr_message_count(id, by)),
         }
     }
 

@@ -136,12 +136,12 @@ impl RedisBroker {
         timed(&self.latency, self.timeout, pipe.query_async::<()>(&mut conn)).await
     }
 
-    pub(super) async fn incr_message_count(&self, id: &str) -> Result<i64, BrokerError> {
+    pub(super) async fn incr_message_count(&self, id: &str, by: u32) -> Result<i64, BrokerError> {
         let mut conn = self.conn.clone();
         timed(
             &self.latency,
             self.timeout,
-            conn.hincr(Self::key(id), "messageCount", 1i64),
+            conn.hincr(Self::key(id), "messageCount", i64::from(by)),
         )
         .await
     }
