@@ -3,10 +3,9 @@
 //! arbitrary bytes, must not panic, and asserts what must hold for any input; the
 //! unit test replays the committed corpus (`fuzz/corpus/agent_events/`).
 
-use yawc::OpCode;
-
 use crate::session::seed::{classify_parts, Incoming};
 use crate::wire::{self, ServerMessage};
+use crate::ws::OpCode;
 
 /// Target `agent_events`: the first byte picks the frame's opcode, the rest is its
 /// payload, classified as the built-in session does; text is also parsed as the
@@ -15,13 +14,12 @@ pub fn events(data: &[u8]) {
     let Some((&op, payload)) = data.split_first() else {
         return;
     };
-    let opcode = match op % 6 {
+    let opcode = match op % 5 {
         0 => OpCode::Text,
         1 => OpCode::Binary,
         2 => OpCode::Close,
         3 => OpCode::Ping,
-        4 => OpCode::Pong,
-        _ => OpCode::Continuation,
+        _ => OpCode::Pong,
     };
     let incoming = classify_parts(opcode, payload);
     match opcode {

@@ -20,6 +20,7 @@ pub mod session;
 pub mod session_error;
 pub mod target_tls;
 pub mod wire;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,7 +96,7 @@ pub async fn run(mut opts: AgentOpts, cancel: CancellationToken) -> Result<(), A
         clock_offset: clock_offset.clone(),
         source_ips: source_ips.clone(),
         allow_targets: opts.allow_targets.clone(),
-        deflate_pool: yawc::DeflatePool::new(8),
+        deflate_pool: wsload_wscodec::DeflatePool::new(8),
         target_tls,
         connecting: Arc::new(tokio::sync::Semaphore::new(opts.max_connecting as usize)),
         grace: opts.grace,

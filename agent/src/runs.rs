@@ -13,7 +13,7 @@ use wsload_proto::defaults;
 use wsload_proto::pb::{
     agent_message::Body, batch_ack::State, AgentMessage, Assign, BatchAck, Pacing, ResourceSample, RunFinished,
 };
-use yawc::{DeflatePool, Options};
+use wsload_wscodec::DeflatePool;
 
 use crate::config::target_allowed;
 use crate::link::Command;
@@ -54,26 +54,6 @@ struct Active {
     start: Option<oneshot::Sender<Instant>>,
     more: mpsc::Sender<Vec<wsload_proto::pb::Batch>>,
     handle: JoinHandle<()>,
-}
-
-/// yawc client options: small buffers, and pooled no-context-takeover deflate when asked.
-pub fn ws_options(compression: bool, pool: &DeflatePool) -> Options {
-    // Held sessions are mostly idle and the protocol's frames are small: each buffer
-    // grows for a larger frame or a burst and is given back afterwards (a write burst
-    // past the backpressure boundary is flushed early and its buffer replaced), so
-    // small buffers cost nothing in throughput and ~4 KB less per open session.
-    let o = Options::default()
-        .with_read_buffer_capacity(1024)
-        .with_write_buffer_capacity(256)
-        .with_backpressure_boundary(2048);
-    if compression {
-        o.with_low_latency_compression()
-            .client_no_context_takeover()
-            .server_no_context_takeover()
-            .with_deflate_pool(pool.clone())
-    } else {
-        o
-    }
 }
 
 async fn refuse(shared: &Shared, a: &Assign, why: String) {
@@ -187,7 +167,7 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         payload_size: usize::try_from(plan.payload_size).unwrap_or(usize::MAX),
     };
     let (agent, clock_offset) = (shared.agent.clone(), shared.clock_offset.clone());
-    let options = ws_options(plan.compression, &shared.deflate_pool);
+    let deflate = plan.compression.then(|| shared.deflate_pool.clone());
     let source_ips = shared.source_ips.clone();
     let ms = Duration::from_millis;
     // A timeout left unset on the wire (0) takes the plan default.
@@ -198,7 +178,7 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
     let template = move |events| SessionCtx {
         target: target.clone(),
         targets: targets.clone(),
-        options: options.clone(),
+        deflate: deflate.clone(),
         source_ips: source_ips.clone(),
         connect_timeout,
         response_timeout,

@@ -11,7 +11,8 @@
 //!
 //! Environment: BENCH_SESSIONS (19000), BENCH_ECHO_SESSIONS (1000),
 //! BENCH_ECHO_MESSAGES (50), BENCH_LISTENERS (10000), BENCH_EVENTS (20), BENCH_PARTS
-//! (all of `idle,scenario-idle,echo,fanout`, comma-separated).
+//! (all of `idle,scenario-idle,echo,echo-hops,fanout`, comma-separated); BENCH_BIN_DIR
+//! (ws-agent, ws-coordinator and ws-server of another build, to compare builds).
 
 use std::process::Command;
 use std::time::Duration;
@@ -280,20 +281,7 @@ fn print_echo(what: &str, s: &Summary) {
 async fn echo(target: &str, sessions: u64, messages: u64) {
     let (_port, _coord, _agents, mut client) = stack(2).await;
     for pacing in ["burst", "closed"] {
-        let builtin = Plan {
-            target: target.into(),
-            sessions,
-            batch_size: sessions / 2,
-            batch_interval_ms: Some(0),
-            messages_per_session: Some(messages),
-            pacing: if pacing == "burst" {
-                wsload_proto::pb::Pacing::Burst
-            } else {
-                wsload_proto::pb::Pacing::Closed
-            } as i32,
-            ..Default::default()
-        };
-        let b = run_to_end(&mut client, builtin, 2).await;
+        let b = run_to_end(&mut client, builtin_echo(target, sessions, messages, pacing), 2).await;
         assert_eq!(b.responses, sessions * messages, "{b:?}");
         print_echo(
             &format!("{sessions} sessions x {messages} messages, built-in protocol, {pacing}"),
@@ -312,6 +300,40 @@ async fn echo(target: &str, sessions: u64, messages: u64) {
             "  scripted / built-in ({pacing}): {:.1} %",
             s.messages_per_second * 100.0 / b.messages_per_second
         );
+    }
+}
+
+/// The built-in protocol's plan: `sessions` x `messages`, burst or closed loop.
+fn builtin_echo(target: &str, sessions: u64, messages: u64, pacing: &str) -> Plan {
+    Plan {
+        target: target.into(),
+        sessions,
+        batch_size: sessions / 2,
+        batch_interval_ms: Some(0),
+        messages_per_session: Some(messages),
+        pacing: if pacing == "burst" {
+            wsload_proto::pb::Pacing::Burst
+        } else {
+            wsload_proto::pb::Pacing::Closed
+        } as i32,
+        ..Default::default()
+    }
+}
+
+/// The same built-in echo with hops taken away, so each hop's cost shows beside the
+/// full path: straight to one of the 12 Redis-backed workers (no nginx), and straight
+/// to one memory-broker worker (no nginx, no Redis).
+async fn echo_hops(hops: &[(&str, String)], sessions: u64, messages: u64) {
+    let (_port, _coord, _agents, mut client) = stack(2).await;
+    for (what, target) in hops {
+        for pacing in ["burst", "closed"] {
+            let b = run_to_end(&mut client, builtin_echo(target, sessions, messages, pacing), 2).await;
+            assert_eq!(b.responses, sessions * messages, "{b:?}");
+            print_echo(
+                &format!("{sessions} sessions x {messages} messages, built-in, {pacing}, {what}"),
+                &b,
+            );
+        }
     }
 }
 
@@ -441,6 +463,27 @@ async fn main() {
     }
     if part("echo") {
         echo(&target, echo_sessions, echo_messages).await;
+    }
+    if part("echo-hops") {
+        // One worker takes all 1,000 connects at once: no shedding of them.
+        let one = WsServer::start(
+            1,
+            &[
+                "--redis-url",
+                &redis.url(),
+                "--server-event-interval",
+                "0",
+                "--shed-latency",
+                "0",
+                "--max-pending-upgrades",
+                "2000",
+            ],
+        );
+        let hops = [
+            ("direct to one Redis-backed worker", one.url(one.port(0))),
+            ("direct to one memory-broker worker", direct.clone()),
+        ];
+        echo_hops(&hops, echo_sessions, echo_messages).await;
     }
     if part("fanout") {
         fanout(

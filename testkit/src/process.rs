@@ -15,13 +15,19 @@ use crate::wait::{wait_until, Deadline};
 /// A binary of this workspace, built by `cargo build --workspace` into the same
 /// `target/<profile>/` directory as the running test or bench (whose executable sits
 /// in `target/<profile>/deps/`), so debug, release and a custom target dir all work.
+///
+/// `BENCH_BIN_DIR`: take them from another build's directory instead (a benchmark
+/// comparing builds; `BENCH_SERVER_BIN` still picks the server alone).
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/")
-        .join(name);
+    let p = match std::env::var_os("BENCH_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => std::env::current_exe()
+            .expect("the test's own path")
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/")
+            .join(name),
+    };
     assert!(
         p.exists(),
         "{} not found: run `cargo build --workspace` first",

@@ -8,7 +8,6 @@ use tokio::time::Instant;
 use wsload_scenario::matcher::value_text;
 use wsload_scenario::program::Op;
 use wsload_scenario::Incoming;
-use yawc::{Frame, OpCode};
 
 use super::fanout::{identity, sent_at_micros, Tracker};
 use super::pending::Pending;
@@ -17,6 +16,7 @@ use super::Script;
 use crate::metrics::{Event, StepEvent};
 use crate::session_error::Failure;
 use crate::session_error::SessionError;
+use crate::ws::{Frame, OpCode};
 
 impl Script<'_> {
     /// Offers one data message to the pending requests, the goal, the handlers.

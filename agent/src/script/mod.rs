@@ -20,21 +20,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::SinkExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wsload_proto::pb::Pacing;
 use wsload_scenario::program::{Op, Payload, StepOp};
 use wsload_scenario::{Scenario, Template, Vars};
-use yawc::Frame;
 
 use crate::metrics::{Event, StepEvent};
-use crate::session::{transport, SessionCtx, Ws};
+use crate::session::{transport, SessionCtx};
 use crate::session_error::Failure;
 use crate::session_error::SessionError;
+use crate::ws::{Frame, Ws};
 
 use pending::{Pending, PendingSet};
 use wait::Goal;
+
+/// Bytes of a burst queued before they are written anyway (a long burst does not
+/// grow the queue without bound).
+const BURST_FLUSH: usize = 16 * 1024;
 
 /// One loop being executed.
 #[derive(Debug, Clone, Copy)]
@@ -169,11 +172,22 @@ impl Script<'_> {
         }
     }
 
+    /// Sends `frame`. Inside a burst loop it is only queued (up to [`BURST_FLUSH`]
+    /// bytes), so that the burst goes out in few writes, as the built-in protocol's
+    /// does; every wait writes what is queued first.
     async fn write(&mut self, frame: Frame) -> Result<(), Failure> {
+        let burst = self.pacing() == Pacing::Burst;
         let ws = self.ws.as_mut().ok_or(Failure::Session(SessionError::PrematureClose))?;
-        ws.send(frame)
-            .await
-            .map_err(|_| Failure::Session(SessionError::SendError))
+        let sent = if burst {
+            ws.feed(&frame);
+            if ws.unsent() < BURST_FLUSH {
+                return Ok(());
+            }
+            ws.flush().await
+        } else {
+            ws.send(frame).await
+        };
+        sent.map_err(|_| Failure::Session(SessionError::SendError))
     }
 
     /// The pacing of the innermost loop (outside loops: closed).

@@ -1,15 +1,14 @@
 //! Waiting while reading: every wait of a scenario keeps the socket read, so replies
 //! to open-loop requests are timed when they arrive, not when the session next looks.
 
-use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
-use yawc::OpCode;
-
 use super::Script;
 use crate::metrics::{Event, StepEvent};
 use crate::session::transport;
 use crate::session_error::Failure;
 use crate::session_error::SessionError;
+use crate::ws::OpCode;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// What a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +78,12 @@ impl Script<'_> {
         until: Option<Instant>,
         cancel: &CancellationToken,
     ) -> Result<(), Failure> {
+        if let Some(ws) = self.ws.as_mut().filter(|ws| ws.unsent() > 0) {
+            // A burst's frames, queued by `write`, go out before any wait.
+            ws.flush()
+                .await
+                .map_err(|_| Failure::Session(SessionError::SendError))?;
+        }
         loop {
             if goal.met(self) {
                 return Ok(());
@@ -136,14 +141,9 @@ impl Script<'_> {
                 OpCode::Text | OpCode::Binary => Box::pin(self.dispatch(&frame, &mut goal)).await?,
                 OpCode::Pong if goal == Goal::Pong => return Ok(()),
                 OpCode::Close => {
-                    let p = frame.payload();
-                    let code = if p.len() >= 2 {
-                        u16::from_be_bytes([p[0], p[1]])
-                    } else {
-                        1005
-                    };
-                    self.emit(Event::CloseCode(code)).await;
-                    // yawc queued the close reply; a short drain sends it.
+                    self.emit(Event::CloseCode(frame.close_code())).await;
+                    // The close was answered as it was read; a short wait lets the
+                    // server end the connection first.
                     // The socket moves into the boxed future, so a waiting session's
                     // task keeps no room for a second one.
                     let reply = self.ws.take().map(|ws| Box::pin(transport::close_reply_owned(ws)));

@@ -13,12 +13,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wsload_scenario::Program;
-use yawc::Options;
+use wsload_wscodec::DeflatePool;
 
 use crate::metrics::Event;
 
+pub use crate::ws::Ws;
 pub use seed::SeedSettings;
-pub use transport::{Target, Targets, Ws};
+pub use transport::{Target, Targets};
 
 /// What every session of a run shares.
 #[derive(Debug)]
@@ -27,8 +28,9 @@ pub struct SessionCtx {
     pub target: Target,
     /// Other targets scripted connect steps name (allow list, resolution, TLS).
     pub targets: Arc<Targets>,
-    /// yawc options: small buffers, optional pooled compression.
-    pub options: Options,
+    /// The process's compressors when the plan asks for permessage-deflate (offered
+    /// in every handshake, used when the server agrees).
+    pub deflate: Option<DeflatePool>,
     /// Source addresses to bind before connecting (empty: let the OS choose).
     pub source_ips: Arc<[IpAddr]>,
     /// Bound on TCP connect + upgrade, and on the wait for the `session` event.
@@ -83,7 +85,7 @@ mod tests {
                 None,
             ),
             targets: Arc::new(Targets::for_tests()),
-            options: yawc::Options::default(),
+            deflate: None,
             source_ips: Vec::new().into(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),

@@ -4,17 +4,16 @@
 
 use std::time::Duration;
 
-use futures::SinkExt;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use wsload_proto::pb::Pacing;
-use yawc::{Frame, OpCode};
 
-use super::transport::{self, Ws};
+use super::transport;
 use super::SessionCtx;
 use crate::metrics::Event;
 use crate::session_error::SessionError;
 use crate::wire::{self, ServerMessage};
+use crate::ws::{Frame, OpCode, Ws};
 
 /// The built-in protocol's settings, from the plan.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +100,7 @@ pub async fn run(ctx: &SessionCtx, index: u64, cancel: &CancellationToken) {
 async fn open(ctx: &SessionCtx, index: u64, cancel: &CancellationToken) -> Option<Ws> {
     let ev = &ctx.events;
     let _ = ev.send(Event::Started).await;
-    match transport::open(ctx, &ctx.target, index, None, cancel).await {
+    match transport::open(ctx, &ctx.target, index, &[], cancel).await {
         Ok((ws, took)) => {
             let _ = ev.send(Event::Connected(took)).await;
             Some(ws)
@@ -218,7 +217,7 @@ async fn exchange_counted(
                 let lag = Instant::now().saturating_duration_since(due(sent, last_reply));
                 for i in sent..sent + burst {
                     let text = wire::client_message(i + 1, seed.payload_size);
-                    ws.feed(Frame::text(text)).await.map_err(|_| SessionError::SendError)?;
+                    ws.feed(&Frame::text(text));
                     sent_at.push(Some((due(i, last_reply), Instant::now())));
                 }
                 ws.flush().await.map_err(|_| SessionError::SendError)?;

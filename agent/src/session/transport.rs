@@ -9,23 +9,18 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::SinkExt;
 use tokio::net::TcpSocket;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 use wsload_scenario::program::Connect;
 use wsload_scenario::Vars;
-use yawc::close::CloseCode;
-use yawc::{Frame, OpCode, WebSocket};
 
 use super::SessionCtx;
 use crate::config::target_allowed;
 use crate::session_error::{Failure, SessionError};
 use crate::target_tls::{Stream, TargetTls};
-
-/// A session's socket.
-pub type Ws = WebSocket<Stream>;
+use crate::ws::{Frame, HandshakeError, OpCode, Ws};
 
 /// Where a session connects.
 #[derive(Debug, Clone)]
@@ -144,7 +139,7 @@ pub async fn open(
     ctx: &SessionCtx,
     target: &Target,
     index: u64,
-    request: Option<yawc::HttpRequestBuilder>,
+    headers: &[(String, String)],
     cancel: &CancellationToken,
 ) -> Result<(Ws, Duration), Failure> {
     let permit = tokio::select! {
@@ -157,19 +152,28 @@ pub async fn open(
     let t0 = Instant::now();
     tokio::select! {
         _ = cancel.cancelled() => Err(SessionError::Aborted.into()),
-        r = timeout(ctx.connect_timeout, connect(ctx, target, index, request)) => {
+        r = timeout(ctx.connect_timeout, connect(ctx, target, index, headers)) => {
             let ws = r.unwrap_or(Err(SessionError::ConnectTimeout.into()))?;
             Ok((ws, t0.elapsed()))
         }
     }
 }
 
-async fn connect(
-    ctx: &SessionCtx,
-    target: &Target,
-    index: u64,
-    request: Option<yawc::HttpRequestBuilder>,
-) -> Result<Ws, Failure> {
+/// Lets the kernel pick the source port at connect (IP_BIND_ADDRESS_NO_PORT), as a
+/// plain connect does: unique per destination, not reserved by the bind. A port
+/// reserved by a bind is skipped by every other program's connect on the machine:
+/// agents holding ~14,000 sessions per source address left nginx no port for its
+/// connections to the workers ("Cannot assign requested address" at 169,187 sessions
+/// on one machine).
+fn bind_port_at_connect(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+        let _ = setsockopt(socket, IpBindAddressNoPort, &true);
+    }
+}
+
+async fn connect(ctx: &SessionCtx, target: &Target, index: u64, headers: &[(String, String)]) -> Result<Ws, Failure> {
     let socket = if target.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -178,6 +182,7 @@ async fn connect(
     .map_err(|_| SessionError::SocketError)?;
     if !ctx.source_ips.is_empty() {
         let ip = ctx.source_ips[(index % ctx.source_ips.len() as u64) as usize];
+        bind_port_at_connect(&socket);
         socket
             .bind(SocketAddr::new(ip, 0))
             .map_err(|_| SessionError::BindError)?;
@@ -191,16 +196,12 @@ async fn connect(
         None => Stream::Plain(stream),
         Some(tls) => tls.connect(stream).await.map_err(|_| SessionError::TlsError)?,
     };
-    let options = ctx.options.clone();
-    let upgraded = match request {
-        None => WebSocket::handshake(target.url.clone(), stream, options).await,
-        Some(b) => WebSocket::handshake_with_request(target.url.clone(), stream, options, b).await,
-    };
-    upgraded.map_err(|e| match e {
-        yawc::WebSocketError::InvalidStatusCode(status) => Failure::Http(status),
-        yawc::WebSocketError::Redirected { status_code, .. } => Failure::Http(status_code),
-        _ => SessionError::HandshakeError.into(),
-    })
+    Ws::handshake(stream, &target.url, ctx.deflate.as_ref(), headers)
+        .await
+        .map_err(|e| match e {
+            HandshakeError::Status(status) => Failure::Http(status),
+            HandshakeError::Invalid(_) | HandshakeError::Io => SessionError::HandshakeError.into(),
+        })
 }
 
 /// Opens a scripted connect step: its URL (or the plan's target), query, headers and
@@ -228,30 +229,25 @@ pub async fn open_scripted(
     } else {
         ctx.targets.resolve(&url).await?
     };
-    let request = if c.headers.is_empty() && c.subprotocols.is_empty() {
-        None
-    } else {
-        let mut b = yawc::HttpRequest::builder();
-        for (name, t) in &c.headers {
-            let value = t.render_string(vars, &mut rng);
-            // A rendered value with a line break or control byte would poison the builder.
-            if http::HeaderValue::from_str(&value).is_err() {
-                return Err(SessionError::BadTarget.into());
-            }
-            b = b.header(name.as_str(), value);
+    let mut headers = Vec::with_capacity(c.headers.len() + 1);
+    for (name, t) in &c.headers {
+        let value = t.render_string(vars, &mut rng);
+        // A rendered value with a line break or control byte would break the request.
+        if http::HeaderValue::from_str(&value).is_err() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(SessionError::BadTarget.into());
         }
-        if !c.subprotocols.is_empty() {
-            b = b.header("Sec-WebSocket-Protocol", c.subprotocols.join(", "));
-        }
-        Some(b)
-    };
-    open(ctx, &target, index, request, cancel).await
+        headers.push((name.clone(), value));
+    }
+    if !c.subprotocols.is_empty() {
+        headers.push(("Sec-WebSocket-Protocol".into(), c.subprotocols.join(", ")));
+    }
+    open(ctx, &target, index, &headers, cancel).await
 }
 
 /// Sends a close frame and reads until the peer's close (bounded by `wait`), so the
 /// server sees a clean close rather than 1006.
 pub async fn close(ws: &mut Ws, code: u16, reason: &[u8], wait: Duration) {
-    if ws.send(Frame::close(CloseCode::from(code), reason)).await.is_err() {
+    if ws.send(Frame::close(code, reason)).await.is_err() {
         return;
     }
     let _ = timeout(wait, async {
@@ -275,8 +271,27 @@ pub async fn close_reply_owned(mut ws: Ws) {
     close_reply(&mut ws).await;
 }
 
-/// After the server's close frame: reads on briefly so the close reply yawc queued
-/// goes out and the server sees a clean close handshake.
+/// After the server's close frame (answered as it was read): waits briefly for the
+/// server to end the connection, so it sees a clean close handshake.
 pub async fn close_reply(ws: &mut Ws) {
-    let _ = timeout(Duration::from_secs(1), async { while ws.next_frame().await.is_ok() {} }).await;
+    let _ = timeout(Duration::from_secs(1), ws.wait_end()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_source_address_bind_leaves_the_port_to_the_connect() {
+        let socket = TcpSocket::new_v4().unwrap();
+        bind_port_at_connect(&socket);
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // No port reserved by the bind (without the option the kernel picks one here).
+        assert_eq!(socket.local_addr().unwrap().port(), 0);
+
+        let plain = TcpSocket::new_v4().unwrap();
+        plain.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_ne!(plain.local_addr().unwrap().port(), 0);
+    }
 }

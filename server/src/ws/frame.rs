@@ -14,8 +14,10 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::close_code;
-use super::deflate::{DeflatePool, InflateError};
-use super::utf8::Utf8Validator;
+use wsload_wscodec::deflate::{DeflatePool, InflateError};
+use wsload_wscodec::utf8::Utf8Validator;
+
+pub use wsload_wscodec::mask::unmask;
 
 /// Longest frame header: 2 bytes, 8 of length, 4 of mask.
 const MAX_HEAD: usize = 14;
@@ -131,23 +133,6 @@ pub struct FrameReader {
     deflate: bool,
     /// The client's close frame arrived: nothing after it is read.
     closed: bool,
-}
-
-/// Unmasks `data`, which starts `phase` bytes into the mask cycle.
-pub fn unmask(data: &mut [u8], mask: [u8; 4], phase: u8) {
-    let mut key = [0u8; 8];
-    for (i, k) in key.iter_mut().enumerate() {
-        *k = mask[(usize::from(phase) + i) % 4];
-    }
-    let word = u64::from_ne_bytes(key);
-    let mut chunks = data.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes")) ^ word;
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    for (b, k) in chunks.into_remainder().iter_mut().zip(key) {
-        *b ^= k;
-    }
 }
 
 impl FrameReader {

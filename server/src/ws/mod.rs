@@ -4,12 +4,10 @@
 //! (tungstenite's header codec), server frames encoded straight into a write, and
 //! permessage-deflate without context takeover from one pool per process.
 
-pub mod deflate;
 pub mod frame;
 pub mod handshake;
-pub mod utf8;
 
-pub use deflate::DeflatePool;
+pub use wsload_wscodec::{deflate, utf8, DeflatePool};
 
 /// Close codes (RFC 6455 7.4).
 pub mod close_code {
