@@ -26,6 +26,8 @@
 #   ADDRS_PER_AGENT    source addresses per agent   (enough for the kernel's port range)
 #   FIRST_SOURCE       last octet of the first agent's first address (20: 127.0.0.20)
 #   NGINX_WORKERS      nginx worker_processes   (2 x SESSIONS / 19,000 + 14 %, at least 2)
+#   NGINX_SOURCES      loopback addresses nginx connects to the workers from
+#                      (127.0.1.1-127.0.1.N; SESSIONS / 50,000 + 1)
 #   CONNECT_TIMEOUT    agents' connect + upgrade + session-event bound (10s)
 #   HEARTBEAT_TIMEOUT  an agent (or, for the agents, the coordinator) silent this long
 #                      is lost (30s: everything shares the CPU)
@@ -61,8 +63,12 @@ int AGENTS "$AGENTS"
 PER_AGENT=$(((SESSIONS + AGENTS - 1) / AGENTS))
 [ "$PER_AGENT" -le 19000 ] || die "$AGENTS agents would hold $PER_AGENT sessions each (> 19,000 open files): raise AGENTS"
 PORTS_PER_ADDR=$(kernel_ports_per_address)
-# Each address gets at most 80 % of the port range towards nginx's one address:port.
-ADDRS_PER_AGENT=${ADDRS_PER_AGENT:-$(((PER_AGENT * 5 / 4 + PORTS_PER_ADDR - 1) / PORTS_PER_ADDR))}
+# Each address gets at most 40 % of the port range towards nginx's one address:port:
+# the kernel hands out one parity of the range first (half of it), and past that
+# every new connection searches the range in the kernel (seen with 200,000 sessions
+# over 12 addresses: the ramp fell from 250 to ~50 opens/s past ~14,100 per address,
+# the machine at 78 % system time).
+ADDRS_PER_AGENT=${ADDRS_PER_AGENT:-$(((PER_AGENT * 5 / 2 + PORTS_PER_ADDR - 1) / PORTS_PER_ADDR))}
 int ADDRS_PER_AGENT "$ADDRS_PER_AGENT"
 LAST_SOURCE=$((FIRST_SOURCE + AGENTS * ADDRS_PER_AGENT - 1))
 [ "$LAST_SOURCE" -le 254 ] || die "$AGENTS agents x $ADDRS_PER_AGENT addresses from 127.0.0.$FIRST_SOURCE run past 127.0.0.254"
@@ -97,28 +103,8 @@ NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX_BIN" ] || die "nginx is not installed (scripts/setup.sh)"
 
 # --- ports: free ones outside the ephemeral range (clients never take them) -------
-free_ports() { # N: the first of N consecutive free ports
-  python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-spans = [(10000, lo - 1)] if lo > 10000 + n else []
-spans += [(hi + 1, 65535)] if hi + n < 65535 else []
-for _ in range(200):
-    a, b = random.choice(spans)
-    base = random.randint(a, b - n + 1)
-    socks = []
-    try:
-        for p in range(base, base + n):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks: s.close()
-    print(base); sys.exit(0)
-sys.exit("no free port block")
-PY
-}
+# shellcheck source=scripts/lib/ports.sh
+source "$REPO/scripts/lib/ports.sh"
 LISTEN_PORT=${LISTEN_PORT:-$(free_ports 1)}
 REDIS_PORT=${REDIS_PORT:-$(free_ports 1)}
 BASE_PORT=${BASE_PORT:-$(free_ports 12)}
@@ -185,7 +171,26 @@ sed -e "s|^user www-data;||; s|/etc/nginx/|$WORK/nginx/|g; s|/var/log/nginx/|$WO
   -e "s|^worker_processes [0-9a-z]*;|worker_processes $NGINX_WORKERS;|" "$REPO/nginx/nginx.conf" >"$WORK/nginx/nginx.conf"
 site_sed=(-e "s|listen 80 |listen 127.0.0.1:$LISTEN_PORT |")
 for i in $(seq 0 11); do site_sed+=(-e "s|127\.0\.0\.1:$((9001 + i)) |127.0.0.1:$((BASE_PORT + i)) |"); done
-sed "${site_sed[@]}" "$REPO/nginx/sites-available/default" >"$WORK/nginx/sites-enabled/default"
+# nginx's connections to the workers all come from 127.0.0.1, and the kernel's
+# ephemeral ports to one worker port run out near 14,000 (seen: 169,187 sessions
+# through 12 workers, then "connect() failed (99: Cannot assign requested address)").
+# So nginx spreads its upstream connections over several loopback source addresses
+# (proxy_bind; nginx binds with IP_BIND_ADDRESS_NO_PORT, so the port is still picked
+# per destination): one per 50,000 sessions, and one more. A host whose workers sit
+# on other machines does the same with its own addresses.
+NGINX_SOURCES=${NGINX_SOURCES:-$((SESSIONS / 50000 + 1))}
+int NGINX_SOURCES "$NGINX_SOURCES"
+site_sed+=(-e "s|^\( *\)proxy_pass http://websocket;|&\n\1proxy_bind \$wsload_upstream_source;|")
+{
+  echo "split_clients \"\$remote_addr\$remote_port\" \$wsload_upstream_source {"
+  for i in $(seq 1 $((NGINX_SOURCES - 1))); do
+    echo "    $(python3 -c "print(f'{100 / $NGINX_SOURCES:.2f}%')") 127.0.1.$i;"
+  done
+  echo "    * 127.0.1.$NGINX_SOURCES;"
+  echo "}"
+  sed "${site_sed[@]}" "$REPO/nginx/sites-available/default"
+} >"$WORK/nginx/sites-enabled/default"
+echo "== nginx: $NGINX_WORKERS workers; upstream connections from 127.0.1.1-127.0.1.$NGINX_SOURCES"
 "$NGINX_BIN" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx.log" 2>&1 &
 NGINX_PID=$!; PIDS+=("$NGINX_PID")
 wait_port "$LISTEN_PORT" nginx "$NGINX_PID"
@@ -232,6 +237,15 @@ sample >"$WORK/baseline"
 # Bounded: the opening phase, the messages, the hold and a margin.
 secs() { python3 -c 'import re,sys; v=sys.argv[1]; m={"ms":0.001,"s":1,"m":60,"h":3600}; print(int(sum(float(n)*m[u] for n,u in re.findall(r"([0-9.]+)(ms|s|m|h)",v)) or float(v)))' "$1"; }
 MAX_DURATION=$((SESSIONS / RATE * 3 + MESSAGES * $(secs "$MESSAGE_INTERVAL") + $(secs "$HOLD") + 120))
+# A session lives for its messages and then HOLD: if that is shorter than opening
+# them all takes, the first close before the last opens and never all are held at once.
+RAMP_S=$(((SESSIONS + RATE - 1) / RATE))
+LIFE_S=$(((MESSAGES > 0 ? MESSAGES - 1 : 0) * $(secs "$MESSAGE_INTERVAL") + $(secs "$HOLD")))
+if [ "$LIFE_S" -le "$RAMP_S" ]; then
+  echo "scale: warning: a session lives ~${LIFE_S}s (its messages, then HOLD) but opening all takes ${RAMP_S}s at $RATE/s:" \
+    "the first close before the last opens, so never all $SESSIONS are held at once" \
+    "(HOLD=$(($(secs "$HOLD") + RAMP_S - LIFE_S + 600))s would hold all of them for 10 minutes)" >&2
+fi
 
 echo "== run: $BATCHES batches of $BATCH every ${BATCH_INTERVAL_MS}ms (max duration ${MAX_DURATION}s)"
 START=$(date +%s.%N)

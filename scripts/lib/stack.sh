@@ -3,6 +3,7 @@
 
 LISTEN_PORT=${LISTEN_PORT:-8080}
 REDIS_PORT=${REDIS_PORT:-6379}
+BASE_PORT=${BASE_PORT:-9001} # the 12 ws-server workers listen on BASE_PORT..BASE_PORT+11
 STACK_PIDS=()
 STACK_WORK=$(mktemp -d)
 
@@ -29,7 +30,7 @@ wait_port() {
 }
 
 # Starts redis (unless one answers on REDIS_PORT), 12 ws-server workers on
-# 9001-9012 and nginx with the repository's config on LISTEN_PORT.
+# BASE_PORT..BASE_PORT+11 and nginx with the repository's config on LISTEN_PORT.
 stack_start() {
   local bin=$1 broker_args=(--broker memory)
   if command -v redis-server >/dev/null 2>&1; then
@@ -44,26 +45,30 @@ stack_start() {
   fi
   # STACK_LOGS=file sends the server's and nginx's output to files in the work dir.
   if [ "${STACK_LOGS:-}" = file ]; then
-    "$bin" "${broker_args[@]}" >"$STACK_WORK/ws-server.log" 2>&1 &
+    "$bin" --base-port "$BASE_PORT" "${broker_args[@]}" >"$STACK_WORK/ws-server.log" 2>&1 &
   else
-    "$bin" "${broker_args[@]}" &
+    "$bin" --base-port "$BASE_PORT" "${broker_args[@]}" &
   fi
   STACK_PIDS+=($!)
-  wait_port 9012
+  local i site_sed=(-e "s|listen 80 |listen $LISTEN_PORT |")
+  for i in $(seq 0 11); do
+    wait_port $((BASE_PORT + i))
+    site_sed+=(-e "s|127\.0\.0\.1:$((9001 + i)) |127.0.0.1:$((BASE_PORT + i)) |")
+  done
   local nginx_bin
   nginx_bin=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
   if [ -n "$nginx_bin" ]; then
     mkdir -p "$STACK_WORK/sites-enabled" "$STACK_WORK/conf.d" "$STACK_WORK/logs"
     sed -e "s|user www-data;||; s|/etc/nginx/|$STACK_WORK/|g; s|/var/log/nginx/|$STACK_WORK/logs/|g; s|/run/nginx.pid|$STACK_WORK/nginx.pid|" \
       nginx/nginx.conf >"$STACK_WORK/nginx.conf"
-    sed -e "s|listen 80 |listen $LISTEN_PORT |" nginx/sites-available/default >"$STACK_WORK/sites-enabled/default"
+    sed "${site_sed[@]}" nginx/sites-available/default >"$STACK_WORK/sites-enabled/default"
     "$nginx_bin" -p "$STACK_WORK/" -c "$STACK_WORK/nginx.conf" -g 'daemon off;' &
     STACK_PIDS+=($!)
     wait_port "$LISTEN_PORT"
     STACK_URL="ws://127.0.0.1:$LISTEN_PORT/ws"
-    echo "server stack up: $STACK_URL (nginx) -> 127.0.0.1:9001-9012, broker: ${broker_args[1]}"
+    echo "server stack up: $STACK_URL (nginx) -> 127.0.0.1:$BASE_PORT-$((BASE_PORT + 11)), broker: ${broker_args[1]}"
   else
     echo "nginx is not available: connecting straight to the first instance" >&2
-    STACK_URL="ws://127.0.0.1:9001/ws"
+    STACK_URL="ws://127.0.0.1:$BASE_PORT/ws"
   fi
 }
