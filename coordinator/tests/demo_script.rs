@@ -23,11 +23,16 @@ async fn get(port: u16, path: &str) -> (u16, String) {
     http_get(port, path).await
 }
 
-/// The value of a `name value` line of Prometheus text (no labels).
+/// The value of the first `name{labels} value` (or `name value`) line of Prometheus text.
 fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let rest = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once('}')?.1,
+            None => rest,
+        };
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
