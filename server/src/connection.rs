@@ -262,15 +262,17 @@ impl Conn {
                     return None;
                 };
                 self.call = None;
+                // A failed call answers each of its messages with the same event.
+                let result = result.map_err(|e| (e.kind(), protocol::error(&e.to_string())));
                 for i in (0..i64::from(texts)).rev() {
                     let reply = match &result {
                         Ok(count) => {
                             metrics.responses_sent.fetch_add(1, Ordering::Relaxed);
                             protocol::response(count - i)
                         }
-                        Err(e) => {
-                            metrics.error(e.kind());
-                            protocol::error(&e.to_string())
+                        Err((kind, event)) => {
+                            metrics.error(kind);
+                            event.clone()
                         }
                     };
                     if let Some(end) = self.reply(reply) {
