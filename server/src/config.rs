@@ -138,6 +138,13 @@ pub struct ServerOpts {
     /// Interval of the periodic server event (one publisher across all instances); 0 disables.
     #[arg(long = "server-event-interval", env = "SERVER_EVENT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub server_event_interval: Duration,
+    /// Clients per second, per instance, that a server event or a round of pings
+    /// reaches; 0 sends to all at once. Pace it when one box holds more sessions
+    /// than it can write frames to in an instant (scripts/scale.sh: 4000, i.e.
+    /// 200,000 sessions over 12 instances reached in ~4 s); an event's fan-out
+    /// then takes up to clients / rate seconds.
+    #[arg(long = "fan-out-rate", env = "FAN_OUT_RATE", default_value_t = 0)]
+    pub fan_out_rate: u32,
     /// Offer permessage-deflate (no context takeover, one shared pool per process).
     #[arg(long, env = "COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
     pub compression: bool,

@@ -42,10 +42,14 @@ pub async fn publish_periodically(broker: Broker, holder: String, interval: Dura
 }
 
 /// Relays every server event from the broker to every client of the hub; the
-/// payload is serialised once by the publisher and shared by all sends.
+/// payload is serialised once by the publisher and shared by all sends. A paced
+/// broadcast (`--fan-out-rate`) ends early at shutdown.
 pub async fn relay(hub: Arc<Hub>, broker: Broker, shutdown: CancellationToken) {
     let mut events = broker.subscribe(shutdown.clone());
     while let Some(payload) = events.recv().await {
-        hub.broadcast(&payload);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = hub.broadcast(&payload) => {}
+        }
     }
 }

@@ -12,6 +12,9 @@ use futures_util::task::AtomicWaker;
 use crate::metrics::Metrics;
 use crate::ws::close_code;
 
+/// How often a paced fan-out (`--fan-out-rate`) queues its next slice of clients.
+pub const PACE_TICK: Duration = Duration::from_millis(10);
+
 /// Most items a connection may have queued. Memory is bounded by bytes
 /// (`--max-backpressure`); this only caps the item count (pings are tiny).
 pub const QUEUE_ITEMS: usize = 4096;
@@ -156,18 +159,24 @@ pub struct Hub {
     epoch: Instant,
     /// Limit of queued bytes per connection.
     pub max_backpressure: usize,
+    /// Clients per second a broadcast or a round of pings reaches (0: all at once).
+    /// Why: 200,000 frames written in the same instant on one box starve everything
+    /// else on it (Redis calls past their timeout, shed upgrades); spread over a few
+    /// seconds they cost the same and delay nothing.
+    pub fan_out_rate: u32,
     /// Instance counters.
     pub metrics: Arc<Metrics>,
 }
 
 impl Hub {
     /// An empty hub.
-    pub fn new(max_backpressure: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn new(max_backpressure: usize, fan_out_rate: u32, metrics: Arc<Metrics>) -> Self {
         Self {
             clients: Mutex::new(HashMap::new()),
             next_key: AtomicU64::new(0),
             epoch: Instant::now(),
             max_backpressure,
+            fan_out_rate,
             metrics,
         }
     }
@@ -220,39 +229,58 @@ impl Hub {
         self.clients.lock().unwrap().values().cloned().collect()
     }
 
-    /// Queues one serialised event to every client. A client with more than half
-    /// its byte limit queued loses the event (counted), so that server events are
-    /// the first thing a slow consumer loses.
-    pub fn broadcast(&self, payload: &Bytes) {
+    /// Calls `visit` on every client registered now: all at once, or at most
+    /// `fan_out_rate` per second in slices every [`PACE_TICK`]. A late tick delays
+    /// the rest rather than bunching slices, so pacing holds under load.
+    async fn fan_out(&self, mut visit: impl FnMut(&Client)) {
+        let clients = self.snapshot();
+        if self.fan_out_rate == 0 {
+            clients.iter().for_each(|c| visit(c));
+            return;
+        }
+        let ticks_per_s = (Duration::from_secs(1).as_millis() / PACE_TICK.as_millis()) as usize;
+        let per_tick = (self.fan_out_rate as usize).div_ceil(ticks_per_s);
+        let mut tick = tokio::time::interval(PACE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for slice in clients.chunks(per_tick) {
+            tick.tick().await;
+            slice.iter().for_each(|c| visit(c));
+        }
+    }
+
+    /// Queues one serialised event to every client (paced by `fan_out_rate`). A
+    /// client with more than half its byte limit queued loses the event (counted),
+    /// so that server events are the first thing a slow consumer loses.
+    pub async fn broadcast(&self, payload: &Bytes) {
         let soft_limit = self.max_backpressure / 2;
         let (mut sent, mut dropped) = (0, 0);
-        for client in self.snapshot() {
-            match client.try_queue(payload.clone(), soft_limit) {
-                Ok(()) => sent += 1,
-                Err(QueueError::Overflow) => dropped += 1,
-                Err(QueueError::Closed) => {}
-            }
-        }
+        self.fan_out(|client| match client.try_queue(payload.clone(), soft_limit) {
+            Ok(()) => sent += 1,
+            Err(QueueError::Overflow) => dropped += 1,
+            Err(QueueError::Closed) => {}
+        })
+        .await;
         self.metrics.server_events_broadcast.fetch_add(1, Ordering::Relaxed);
         self.metrics.server_events_sent.fetch_add(sent, Ordering::Relaxed);
         self.metrics.backpressure_drops.fetch_add(dropped, Ordering::Relaxed);
     }
 
-    /// Pings every client and closes those silent for longer than `idle_timeout`.
-    pub fn keepalive(&self, idle_timeout: Duration) {
-        let now = self.now_ms();
+    /// Pings every client (paced by `fan_out_rate`) and closes those silent for
+    /// longer than `idle_timeout`.
+    pub async fn keepalive(&self, idle_timeout: Duration) {
         let idle_ms = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
-        for client in self.snapshot() {
+        self.fan_out(|client| {
             if client.closing().is_some() {
-                continue;
+                return;
             }
-            if now.saturating_sub(client.last_seen.load(Ordering::Relaxed)) > idle_ms {
+            if self.now_ms().saturating_sub(client.last_seen.load(Ordering::Relaxed)) > idle_ms {
                 self.metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
                 client.close(close_code::NORMAL);
             } else if client.push(Outbound::Ping) {
                 client.waker.wake();
             }
-        }
+        })
+        .await;
     }
 
     /// Asks every connection to close with `code` (the server shuts down).

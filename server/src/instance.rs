@@ -80,7 +80,7 @@ pub async fn run(
         index,
         port,
         host: hostname(),
-        hub: Arc::new(Hub::new(opts.max_backpressure, metrics.clone())),
+        hub: Arc::new(Hub::new(opts.max_backpressure, opts.fan_out_rate, metrics.clone())),
         cleanup: Arc::new(Cleanup::new(opts.cleanup_batch_size as usize, metrics.clone())),
         deflate: pool,
         admission: Arc::new(Admission::new(
@@ -159,7 +159,11 @@ async fn keepalive(hub: Arc<Hub>, interval: Duration, idle_timeout: Duration, sh
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => hub.keepalive(idle_timeout),
+            _ = tick.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = hub.keepalive(idle_timeout) => {}
         }
     }
 }

@@ -200,6 +200,34 @@ async fn publish_reaches_clients_on_two_instances() {
 }
 
 #[tokio::test]
+async fn a_paced_broadcast_reaches_every_client_at_the_fan_out_rate() {
+    // 100 clients/s = one client per 10 ms tick: 30 clients take at least 29 ticks.
+    let (redis, server) = redis_server(1, &["--server-event-interval", "0", "--fan-out-rate", "100"]);
+    let url = server.url(server.port(0));
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        clients.push(open_session(&url).await.0);
+    }
+    let mut conn = redis.conn().await;
+    let start = std::time::Instant::now();
+    let event = r#"{"type":"server-event","message":"paced","timestamp":"t"}"#;
+    let _: i64 = conn.publish("server-event", event).await.unwrap();
+    let arrivals = futures_util::future::join_all(clients.iter_mut().map(|ws| async move {
+        let ev = next_json(ws).await;
+        assert_eq!(ev["message"], "paced");
+        start.elapsed()
+    }))
+    .await;
+    assert_eq!(arrivals.len(), 30);
+    let last = arrivals.iter().max().unwrap();
+    assert!(
+        *last >= Duration::from_millis(280),
+        "30 clients at 100/s are reached over >= 290 ms, the last after {last:?}"
+    );
+    assert_eq!(metric(server.port(0), "ws_server_events_sent_total").await, 30.0);
+}
+
+#[tokio::test]
 async fn periodic_server_events_have_exactly_one_publisher() {
     let (_redis, server) = redis_server(3, &["--server-event-interval", "500ms"]);
     let (mut ws, _) = open_session(&server.url(server.port(2))).await;
