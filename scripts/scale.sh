@@ -114,6 +114,8 @@ NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 # --- ports: free ones outside the ephemeral range (clients never take them) -------
 # shellcheck source=scripts/lib/ports.sh
 source "$REPO/scripts/lib/ports.sh"
+# shellcheck source=scripts/lib/nginx.sh
+source "$REPO/scripts/lib/nginx.sh"
 LISTEN_PORT=${LISTEN_PORT:-$(free_ports 1)}
 REDIS_PORT=${REDIS_PORT:-$(free_ports 1)}
 BASE_PORT=${BASE_PORT:-$(free_ports 12)}
@@ -180,11 +182,7 @@ RUST_LOG=${RUST_LOG:-warn} "$BIN_DIR/ws-server" --base-port "$BASE_PORT" --redis
   --server-event-interval "$SERVER_EVENT_INTERVAL" --fan-out-rate "$FAN_OUT_RATE" >"$WORK/ws-server.log" 2>&1 &
 SERVER_PID=$!; PIDS+=("$SERVER_PID")
 for i in $(seq 0 11); do wait_port $((BASE_PORT + i)) ws-server "$SERVER_PID"; done
-mkdir -p "$WORK/nginx/sites-enabled" "$WORK/nginx/conf.d" "$WORK/nginx/logs"
-sed -e "s|^user www-data;||; s|/etc/nginx/|$WORK/nginx/|g; s|/var/log/nginx/|$WORK/nginx/logs/|g; s|/run/nginx.pid|$WORK/nginx/nginx.pid|" \
-  -e "s|^worker_processes [0-9a-z]*;|worker_processes $NGINX_WORKERS;|" "$REPO/nginx/nginx.conf" >"$WORK/nginx/nginx.conf"
-site_sed=(-e "s|listen 80 |listen 127.0.0.1:$LISTEN_PORT |")
-for i in $(seq 0 11); do site_sed+=(-e "s|127\.0\.0\.1:$((9001 + i)) |127.0.0.1:$((BASE_PORT + i)) |"); done
+nginx_conf "$WORK/nginx" "$NGINX_WORKERS"
 # nginx's connections to the workers all come from 127.0.0.1, and the kernel's
 # ephemeral ports to one worker port run out near 14,000 (seen: 169,187 sessions
 # through 12 workers, then "connect() failed (99: Cannot assign requested address)").
@@ -194,7 +192,6 @@ for i in $(seq 0 11); do site_sed+=(-e "s|127\.0\.0\.1:$((9001 + i)) |127.0.0.1:
 # on other machines does the same with its own addresses.
 NGINX_SOURCES=${NGINX_SOURCES:-$((SESSIONS / 50000 + 1))}
 int NGINX_SOURCES "$NGINX_SOURCES"
-site_sed+=(-e "s|^\( *\)proxy_pass http://websocket;|&\n\1proxy_bind \$wsload_upstream_source;|")
 {
   echo "split_clients \"\$remote_addr\$remote_port\" \$wsload_upstream_source {"
   for i in $(seq 1 $((NGINX_SOURCES - 1))); do
@@ -202,7 +199,7 @@ site_sed+=(-e "s|^\( *\)proxy_pass http://websocket;|&\n\1proxy_bind \$wsload_up
   done
   echo "    * 127.0.1.$NGINX_SOURCES;"
   echo "}"
-  sed "${site_sed[@]}" "$REPO/nginx/sites-available/default"
+  nginx_site "127.0.0.1:$LISTEN_PORT" "$BASE_PORT" -e "s|^\( *\)proxy_pass http://websocket;|&\n\1proxy_bind \$wsload_upstream_source;|"
 } >"$WORK/nginx/sites-enabled/default"
 echo "== nginx: $NGINX_WORKERS workers; upstream connections from 127.0.1.1-127.0.1.$NGINX_SOURCES"
 "$NGINX_BIN" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx.log" 2>&1 &

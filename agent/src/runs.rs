@@ -15,12 +15,12 @@ use wsload_proto::pb::{
 };
 use wsload_wscodec::DeflatePool;
 
-use crate::config::target_allowed;
 use crate::link::Command;
 use crate::metrics::MetricNames;
 use crate::runner::{self, RunInput, RunLinks};
-use crate::session::transport::target_host;
+use crate::session::transport::{resolve_allowed, target_host};
 use crate::session::{SeedSettings, SessionCtx, Target, Targets};
+use crate::session_error::SessionError;
 
 /// What the run control shares with every run.
 pub struct Shared {
@@ -112,24 +112,17 @@ async fn begin(shared: &Shared, a: Assign) -> Option<Active> {
         }
     };
     let host = target_host(&url);
-    if !target_allowed(&shared.allow_targets, &host) {
-        refuse(
-            shared,
-            &a,
-            format!("target {host} is not in this agent's --allow-target list"),
-        )
-        .await;
-        return None;
-    }
     // ws:// and wss:// have known default ports (80, 443).
     let port = url.port_or_known_default().unwrap_or(80);
-    let addr = match tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map(|mut it| it.next())
-    {
-        Ok(Some(addr)) => addr,
-        _ => {
-            refuse(shared, &a, format!("cannot resolve {host}")).await;
+    let addr = match resolve_allowed(&shared.allow_targets, &host, port).await {
+        Ok(addr) => addr,
+        Err(e) => {
+            let why = if e == SessionError::TargetNotAllowed {
+                format!("target {host} (by name or address) is not in this agent's --allow-target list")
+            } else {
+                format!("cannot resolve {host}")
+            };
+            refuse(shared, &a, why).await;
             return None;
         }
     };

@@ -5,6 +5,8 @@ LISTEN_PORT=${LISTEN_PORT:-8080}
 REDIS_PORT=${REDIS_PORT:-6379}
 BASE_PORT=${BASE_PORT:-9001} # the 12 ws-server workers listen on BASE_PORT..BASE_PORT+11
 STACK_PIDS=()
+# shellcheck source=scripts/lib/nginx.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nginx.sh"
 STACK_WORK=$(mktemp -d)
 
 # Installs what is missing (scripts/setup.sh: redis-server, nginx, ...); on failure
@@ -50,18 +52,13 @@ stack_start() {
     "$bin" --base-port "$BASE_PORT" "${broker_args[@]}" &
   fi
   STACK_PIDS+=($!)
-  local i site_sed=(-e "s|listen 80 |listen $LISTEN_PORT |")
-  for i in $(seq 0 11); do
-    wait_port $((BASE_PORT + i))
-    site_sed+=(-e "s|127\.0\.0\.1:$((9001 + i)) |127.0.0.1:$((BASE_PORT + i)) |")
-  done
+  local i
+  for i in $(seq 0 11); do wait_port $((BASE_PORT + i)); done
   local nginx_bin
   nginx_bin=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
   if [ -n "$nginx_bin" ]; then
-    mkdir -p "$STACK_WORK/sites-enabled" "$STACK_WORK/conf.d" "$STACK_WORK/logs"
-    sed -e "s|user www-data;||; s|/etc/nginx/|$STACK_WORK/|g; s|/var/log/nginx/|$STACK_WORK/logs/|g; s|/run/nginx.pid|$STACK_WORK/nginx.pid|" \
-      nginx/nginx.conf >"$STACK_WORK/nginx.conf"
-    sed "${site_sed[@]}" nginx/sites-available/default >"$STACK_WORK/sites-enabled/default"
+    nginx_conf "$STACK_WORK"
+    nginx_site "$LISTEN_PORT" "$BASE_PORT" >"$STACK_WORK/sites-enabled/default"
     "$nginx_bin" -p "$STACK_WORK/" -c "$STACK_WORK/nginx.conf" -g 'daemon off;' &
     STACK_PIDS+=($!)
     wait_port "$LISTEN_PORT"

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use std::io::Write;
 
-use bytes::Bytes;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use wsload_testkit::*;
 
 const TEXT: OpCode = OpCode::Data(Data::Text);
@@ -25,19 +24,7 @@ const PONG: OpCode = OpCode::Control(Control::Pong);
 
 /// A masked client frame as tungstenite writes it; `rsv1` marks a compressed message.
 fn client_frame(opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let header = FrameHeader {
-        is_final: fin,
-        rsv1,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask: Some(mask),
-    };
-    let mut out = Vec::new();
-    Frame::from_payload(header, Bytes::copy_from_slice(payload))
-        .format(&mut out)
-        .unwrap();
-    out
+    wire_frame(opcode, fin, rsv1, payload, Some(mask))
 }
 
 /// The last (or only) frame of a message, or a control frame.

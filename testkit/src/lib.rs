@@ -32,6 +32,7 @@ pub mod seed;
 pub mod seed_server;
 pub mod stack;
 pub mod wait;
+pub mod wire;
 pub mod ws_server;
 
 pub use browser::Browser;
@@ -48,4 +49,5 @@ pub use seed::assert_seed_shape;
 pub use seed_server::{test_ws_server, test_ws_server_with, Stats};
 pub use stack::Stack;
 pub use wait::{wait_until, wait_until_async, TimedOut};
+pub use wire::wire_frame;
 pub use ws_server::{run_ws_server, WsServer};

@@ -56,6 +56,33 @@ pub fn target_host(url: &Url) -> String {
     }
 }
 
+/// Resolves `host:port` to the address a session connects to: the first address when
+/// the name itself is allowed, else the first address an `--allow-target` rule allows
+/// (so `localhost` is allowed by `127.0.0.0/8`, and reaches 127.0.0.1 even where it
+/// resolves to `::1` first). Not allowed: the name and none of its addresses match.
+pub async fn resolve_allowed(allow: &[String], host: &str, port: u16) -> Result<SocketAddr, SessionError> {
+    let name_allowed = target_allowed(allow, host);
+    let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
+        return Err(if name_allowed {
+            SessionError::ResolveError
+        } else {
+            SessionError::TargetNotAllowed
+        });
+    };
+    let mut resolved = false;
+    for addr in addrs {
+        if name_allowed || target_allowed(allow, &addr.ip().to_string()) {
+            return Ok(addr);
+        }
+        resolved = true;
+    }
+    Err(if resolved || !name_allowed {
+        SessionError::TargetNotAllowed
+    } else {
+        SessionError::ResolveError
+    })
+}
+
 /// The other targets scenarios connect to: allowed hosts, resolved once each.
 pub struct Targets {
     /// `--allow-target` rules (empty: any host).
@@ -99,20 +126,13 @@ impl Targets {
         if host.is_empty() {
             return Err(SessionError::BadTarget.into());
         }
-        if !target_allowed(&self.allow, &host) {
-            return Err(SessionError::TargetNotAllowed.into());
-        }
         let port = url.port_or_known_default().unwrap_or(80);
         let key = (host.clone(), port);
         let cached = self.resolved.lock().ok().and_then(|m| m.get(&key).copied());
         let addr = match cached {
             Some(a) => a,
             None => {
-                let a = tokio::net::lookup_host((host.as_str(), port))
-                    .await
-                    .ok()
-                    .and_then(|mut it| it.next())
-                    .ok_or(Failure::Session(SessionError::ResolveError))?;
+                let a = resolve_allowed(&self.allow, &host, port).await?;
                 if let Ok(mut m) = self.resolved.lock() {
                     m.insert(key, a);
                 }
@@ -293,5 +313,28 @@ mod tests {
         let plain = TcpSocket::new_v4().unwrap();
         plain.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_ne!(plain.local_addr().unwrap().port(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_name_is_allowed_by_the_range_its_address_is_in() {
+        let v4 = vec!["127.0.0.0/8".to_string()];
+        let addr = resolve_allowed(&v4, "localhost", 8080).await.unwrap();
+        assert_eq!(addr, "127.0.0.1:8080".parse().unwrap());
+        let other = vec!["10.0.0.0/8".to_string()];
+        assert_eq!(
+            resolve_allowed(&other, "localhost", 8080).await,
+            Err(SessionError::TargetNotAllowed)
+        );
+        // A name rule still allows the name, whatever it resolves to.
+        let by_name = vec!["localhost".to_string()];
+        assert!(resolve_allowed(&by_name, "localhost", 80).await.is_ok());
+        assert_eq!(
+            resolve_allowed(&v4, "name.invalid", 80).await,
+            Err(SessionError::TargetNotAllowed)
+        );
+        assert_eq!(
+            resolve_allowed(&[], "name.invalid", 80).await,
+            Err(SessionError::ResolveError)
+        );
     }
 }

@@ -92,22 +92,7 @@ impl Frame {
     }
 }
 
-/// Why the connection must be failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// A frame breaks RFC 6455 or the negotiated extension.
-    #[error("protocol error: {0}")]
-    Protocol(&'static str),
-    /// A message over the limit.
-    #[error("message too big")]
-    TooBig,
-    /// A text message that is not UTF-8.
-    #[error("invalid UTF-8")]
-    InvalidUtf8,
-    /// A compressed message that does not inflate.
-    #[error("invalid compressed data")]
-    BadCompression,
-}
+pub use wsload_wscodec::FrameError;
 
 /// A fragmented message being assembled (boxed: only while one is arriving).
 #[derive(Debug)]
@@ -361,7 +346,7 @@ fn check_close(payload: &[u8]) -> Result<(), FrameError> {
         [] => Ok(()),
         [_] => Err(FrameError::Protocol("close frame with a 1-byte payload")),
         [hi, lo, reason @ ..] => {
-            if !matches!(u16::from_be_bytes([*hi, *lo]), 1000..=1003 | 1007..=1014 | 3000..=4999) {
+            if !wsload_wscodec::close_code::may_be_received(u16::from_be_bytes([*hi, *lo])) {
                 return Err(FrameError::Protocol("invalid close code"));
             }
             std::str::from_utf8(reason).map_err(|_| FrameError::InvalidUtf8)?;

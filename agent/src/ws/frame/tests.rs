@@ -4,20 +4,9 @@
 
 use super::*;
 
-/// A server frame (unmasked), its header written by tungstenite's codec.
+/// A server frame (unmasked), written by tungstenite's codec.
 fn server_frame(opcode: WireOp, fin: bool, rsv1: bool, payload: &[u8]) -> Vec<u8> {
-    let header = FrameHeader {
-        is_final: fin,
-        rsv1,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask: None,
-    };
-    let mut out = Vec::new();
-    header.format(payload.len() as u64, &mut out).unwrap();
-    out.extend_from_slice(payload);
-    out
+    wsload_testkit::wire_frame(opcode, fin, rsv1, payload, None)
 }
 
 fn text(payload: &[u8]) -> Vec<u8> {
