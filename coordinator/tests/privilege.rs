@@ -301,16 +301,17 @@ async fn a_plan_over_a_limit_exits_2_naming_it() {
     );
 }
 
-/// Scripted connect URLs (static, and templated from a feeder) to a host outside
-/// `--allow-target`: each session is refused before it connects and counted as
-/// `target_not_allowed`; the server there sees no connection.
+/// Scripted connect URLs (static, and templated from a feeder) to hosts outside
+/// `--allow-target 127.0.0.1`: each session is refused before it connects and counted
+/// as `target_not_allowed` (an allowed one would fail to connect instead: nothing
+/// listens there); the server on the same port of 127.0.0.1 sees no connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_urls_outside_allow_target_are_refused_before_connecting() {
     let (allowed, _a) = echo_server().await;
     let (other, other_counts) = echo_server().await;
     let out = out_dir("allow-connect");
     std::fs::create_dir_all(&*out).unwrap();
-    std::fs::write(out.join("hosts.csv"), "host\nlocalhost\nlocalhost\n").unwrap();
+    std::fs::write(out.join("hosts.csv"), "host\n127.0.0.2\n127.0.0.3\n").unwrap();
     let port = other.port();
     let toml = out.join("plan.toml");
     std::fs::write(
@@ -319,7 +320,7 @@ async fn connect_urls_outside_allow_target_are_refused_before_connecting() {
             "target = \"ws://{allowed}/\"\nsessions = 4\nbatch-size = 4\n\
              [[feeder]]\nname = \"hosts\"\nfile = \"hosts.csv\"\n\
              [[scenario]]\nname = \"static\"\nweight = 1\n\
-               [[scenario.step]]\n  connect = {{ url = \"ws://localhost:{port}/\" }}\n\
+               [[scenario.step]]\n  connect = {{ url = \"ws://127.0.0.4:{port}/\" }}\n\
              [[scenario]]\nname = \"templated\"\nweight = 1\n\
                [[scenario.step]]\n  connect = {{ url = \"ws://{{{{hosts.host}}}}:{port}/\" }}\n"
         ),
