@@ -62,25 +62,18 @@ pub fn target_host(url: &Url) -> String {
 /// resolves to `::1` first). Not allowed: the name and none of its addresses match.
 pub async fn resolve_allowed(allow: &[String], host: &str, port: u16) -> Result<SocketAddr, SessionError> {
     let name_allowed = target_allowed(allow, host);
-    let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
-        return Err(if name_allowed {
-            SessionError::ResolveError
-        } else {
-            SessionError::TargetNotAllowed
-        });
-    };
-    let mut resolved = false;
-    for addr in addrs {
-        if name_allowed || target_allowed(allow, &addr.ip().to_string()) {
-            return Ok(addr);
-        }
-        resolved = true;
-    }
-    Err(if resolved || !name_allowed {
-        SessionError::TargetNotAllowed
-    } else {
+    // Without an allowed address, a name allowed by itself did not resolve.
+    let refused = if name_allowed {
         SessionError::ResolveError
-    })
+    } else {
+        SessionError::TargetNotAllowed
+    };
+    let Ok(mut addrs) = tokio::net::lookup_host((host, port)).await else {
+        return Err(refused);
+    };
+    addrs
+        .find(|addr| name_allowed || target_allowed(allow, &addr.ip().to_string()))
+        .ok_or(refused)
 }
 
 /// The other targets scenarios connect to: allowed hosts, resolved once each.
